@@ -1,0 +1,34 @@
+"""Error types. The CLI and the stages print a StreamGuardError as one line and exit 2."""
+from __future__ import annotations
+
+
+class StreamGuardError(Exception):
+    """A user-facing error: the message names the file, line and field, and what to do."""
+
+    exit_code = 2
+
+
+class ConfigError(StreamGuardError):
+    """params.yaml or a config override is invalid."""
+
+
+class DataError(StreamGuardError):
+    """An input data file is missing or malformed."""
+
+    def __init__(self, message: str, path: object = None, line: int | None = None, field: str | None = None):
+        where = []
+        if path is not None:
+            where.append(str(path) + (f":{line}" if line is not None else ""))
+        if field is not None:
+            where.append(f"field '{field}'")
+        prefix = (", ".join(where) + ": ") if where else ""
+        super().__init__(prefix + message)
+        self.path, self.line, self.field = path, line, field
+
+
+class SerializationError(StreamGuardError):
+    """A value cannot be written as strict JSON."""
+
+
+class CheckpointError(StreamGuardError):
+    """A checkpoint is missing, corrupt or belongs to another run."""
