@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Stage commands in dvc.yaml call `python`: make it the venv's.
+export PATH := $(abspath $(BIN)):$(PATH)
 # CPU build by default; on a CUDA machine: make TORCH_SPEC="torch" repro
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed

@@ -1,0 +1,206 @@
+"""The prepare pipeline: read -> normalize -> dedup -> split -> tokenize -> graphs -> data/processed/.
+
+`prepare()` is the batch stage. `FunctionEncoder` applies the very same normalization, tokenizer and
+graph vocabulary to one function at a time (used by `streamguard scan`), so training and inference
+share one code path.
+
+Output layout (all written into a temporary sibling directory that replaces `out_dir` only once
+everything succeeded, so a failure never leaves a half-written `data/processed/`):
+
+    splits/{train,valid,test}.jsonl   normalized records
+    tokenizer/                        Hugging Face fast tokenizer (save_pretrained)
+    tokens/{split}.pt                 flat int32 ids + lengths + labels
+    graphs/{split}.pt                 packed statement graphs (see graphs.store)
+    graph_vocab.json                  node-feature vocabularies (train split only)
+    prepare_meta.json                 settings that inference must reuse (max_length, max_nodes, ...)
+    dataset_stats.json                counts, duplicates, skips, parse failures, truncation, graph stats
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pathlib
+import shutil
+import tempfile
+import time
+from dataclasses import asdict
+
+import torch
+
+from ..config import Config
+from ..errors import DataError
+from ..graphs.builder import build_statement_graph
+from ..graphs.features import GraphVocab, encode_graph
+from ..graphs.parallel import build_graphs
+from ..graphs.store import graph_statistics, pack_graphs
+from ..io import read_json, save_torch_atomic, write_json_atomic, write_text_atomic
+from . import clean, synthetic
+from .sources import ReadStats, read_records
+from .tokenizer import encode_split, load_tokenizer, train_bpe
+
+log = logging.getLogger("streamguard.data")
+SPLITS = clean.SPLITS
+
+
+def load_splits(cfg: Config) -> tuple[dict[str, list[dict]], dict]:
+    """Read the configured source and return normalized, de-duplicated train/valid/test records."""
+    d = cfg.data
+    stats: dict = {"source": d.source}
+    read = ReadStats()
+    if d.source == "synthetic":
+        records = synthetic.generate(d.synthetic.n_functions, seed=cfg.seed, vuln_ratio=d.synthetic.vuln_ratio,
+                                     cwes=d.synthetic.cwes)
+        official = None
+    else:
+        f = d.files
+        kwargs = dict(fields=f.fields, fmt=f.format, max_code_chars=d.max_code_chars, stats=read)
+        if f.train:
+            if not (f.valid and f.test):
+                raise DataError("data.files.train is set: data.files.valid and data.files.test must be set too")
+            official = {s: read_records(getattr(f, s), **kwargs) for s in SPLITS}
+            records = None
+        else:
+            records, official = read_records(f.path, **kwargs), None
+    stats.update(read=read.read, skipped_empty=read.skipped_empty, skipped_oversized=read.skipped_oversized,
+                 skipped_examples=read.skipped_lines)
+
+    for recs in (official.values() if official else [records]):
+        for r in recs:
+            r["code"] = clean.normalize_code(r["code"])
+            if len(r["code"]) > d.max_code_chars:  # normalization never grows code; kept for safety
+                raise DataError(f"record {r['id']}: code longer than data.max_code_chars")
+    if official:
+        splits, dd = clean.dedup(official)
+        stats["split_method"] = "official"
+    else:
+        deduped, dd = clean.dedup({"all": records})
+        if d.split.test_projects:
+            splits = clean.cross_project_split(deduped["all"], d.split.test_projects, d.split.valid_fraction, cfg.seed)
+            stats["split_method"] = f"cross_project(test={list(d.split.test_projects)})"
+        else:
+            splits = clean.grouped_split(deduped["all"], d.split.valid_fraction, d.split.test_fraction, cfg.seed)
+            stats["split_method"] = "grouped_stratified"
+    if d.limit:
+        splits = {s: clean.subsample(r, d.limit, cfg.seed) for s, r in splits.items()}
+    for s in SPLITS:
+        if not splits[s]:
+            raise DataError(f"the {s} split is empty after cleaning; provide more data")
+    stats.update(asdict(dd))
+    return splits, stats
+
+
+def _label_counts(records: list[dict]) -> dict:
+    pos = sum(r["label"] for r in records)
+    return {"total": len(records), "vulnerable": pos, "safe": len(records) - pos}
+
+
+def _stmt_token_fn(tokenizer, graphs_by_split: dict) -> callable:
+    """Tokenize every distinct statement text once, in one parallel batch."""
+    texts = sorted({n.text for graphs in graphs_by_split.values() for g in graphs for n in g.nodes})
+    ids = tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
+    table = {t: e.ids for t, e in zip(texts, ids)}
+    return lambda text: table[text] if text in table else tokenizer.backend_tokenizer.encode(text, add_special_tokens=False).ids
+
+
+def _replace_dir(tmp: pathlib.Path, out_dir: pathlib.Path) -> None:
+    """Swap a finished temp dir into place; the old directory is removed only after the swap."""
+    old = None
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        os.replace(out_dir, old)
+    os.replace(tmp, out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def prepare(cfg: Config, out_dir: str | pathlib.Path) -> dict:
+    """Run the whole prepare stage into `out_dir`; returns dataset_stats."""
+    out_dir = pathlib.Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        stats = _prepare_into(cfg, tmp)
+        stats["timings_s"]["total"] = round(time.perf_counter() - t0, 3)
+        write_json_atomic(tmp / "dataset_stats.json", stats)
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return stats
+
+
+def _prepare_into(cfg: Config, out: pathlib.Path) -> dict:
+    timings = {}
+    t = time.perf_counter()
+    splits, stats = load_splits(cfg)
+    timings["read_clean_split"] = round(time.perf_counter() - t, 3)
+    stats["splits"] = {s: _label_counts(splits[s]) for s in SPLITS}
+
+    for s in SPLITS:
+        lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in splits[s])
+        write_text_atomic(out / "splits" / f"{s}.jsonl", lines)
+
+    t = time.perf_counter()
+    tk = cfg.tokenizer
+    if tk.kind == "pretrained":
+        tokenizer = load_tokenizer(tk.pretrained)
+    else:
+        tokenizer = train_bpe((r["code"] for r in splits["train"]), tk.vocab_size, tk.min_frequency)
+    tokenizer.save_pretrained(str(out / "tokenizer"))
+    stats["tokenizer"] = {"kind": tk.kind, "source": tk.pretrained or "bpe(train split)",
+                          "vocab_size": len(tokenizer), "max_length": tk.max_length}
+    trunc = {}
+    for s in SPLITS:
+        enc = encode_split(tokenizer, [r["code"] for r in splits[s]], [r["label"] for r in splits[s]], tk.max_length)
+        n_trunc = int(enc.pop("n_truncated"))
+        trunc[s] = {"truncated": n_trunc, "rate": n_trunc / len(splits[s]),
+                    "mean_length": float(enc["lengths"].float().mean())}
+        save_torch_atomic(out / "tokens" / f"{s}.pt", enc)
+    stats["truncation"] = trunc
+    timings["tokenize"] = round(time.perf_counter() - t, 3)
+
+    t = time.perf_counter()
+    g = cfg.graph
+    graphs = {s: build_graphs([r["code"] for r in splits[s]], g.max_nodes, workers=g.workers) for s in SPLITS}
+    timings["build_graphs"] = round(time.perf_counter() - t, 3)
+    t = time.perf_counter()
+    vocab = GraphVocab.fit(graphs["train"], min_freq=g.min_feature_freq)
+    write_json_atomic(out / "graph_vocab.json", vocab.to_dict())
+    token_fn = _stmt_token_fn(tokenizer, graphs)
+    stats["graphs"] = {}
+    for s in SPLITS:
+        encoded = [encode_graph(gr, vocab, token_fn, g.max_stmt_tokens, pad_id=tokenizer.pad_token_id) for gr in graphs[s]]
+        packed = pack_graphs(encoded, [r["label"] for r in splits[s]])
+        save_torch_atomic(out / "graphs" / f"{s}.pt", packed)
+        n_fail = sum(not gr.parse_ok for gr in graphs[s])
+        stats["graphs"][s] = {**graph_statistics(packed), "parse_failures": n_fail,
+                              "parse_failure_rate": n_fail / len(graphs[s])}
+    timings["encode_graphs"] = round(time.perf_counter() - t, 3)
+
+    write_json_atomic(out / "prepare_meta.json", {
+        "max_length": tk.max_length, "max_nodes": g.max_nodes, "max_stmt_tokens": g.max_stmt_tokens,
+        "pad_id": tokenizer.pad_token_id, "seed": cfg.seed})
+    stats["timings_s"] = timings
+    return stats
+
+
+class FunctionEncoder:
+    """Encode single functions exactly as prepare did (same normalization, tokenizer, vocabularies)."""
+
+    def __init__(self, processed_dir: str | pathlib.Path):
+        d = pathlib.Path(processed_dir)
+        self.meta = read_json(d / "prepare_meta.json")
+        self.tokenizer = load_tokenizer(d / "tokenizer")
+        self.vocab = GraphVocab.from_dict(read_json(d / "graph_vocab.json"))
+
+    def encode(self, code: str) -> tuple[torch.Tensor, dict, bool]:
+        """-> (token ids [L], encoded graph tensors, parse_ok)."""
+        code = clean.normalize_code(code)
+        enc = encode_split(self.tokenizer, [code], [0], self.meta["max_length"])
+        graph = build_statement_graph(code, self.meta["max_nodes"])
+        backend = self.tokenizer.backend_tokenizer
+        tensors = encode_graph(graph, self.vocab, lambda t: backend.encode(t, add_special_tokens=False).ids,
+                               self.meta["max_stmt_tokens"], pad_id=self.meta["pad_id"])
+        return enc["input_ids"].long(), tensors, graph.parse_ok

@@ -1,0 +1,186 @@
+"""Readers for the datasets users bring: JSONL / JSON / CSV / Parquet, plain or gzip.
+
+Each reader yields normalized records `{"id", "code", "label", "group", "project"}` through a field map
+(our name -> the file's column). The CodeXGLUE / Devign defect-detection layout (`func`, `target`,
+`idx`, `project`, `commit_id`) needs no map. Malformed input raises DataError naming file, line, field.
+Empty or oversized code is not an error: it is skipped and counted in `ReadStats`.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import pathlib
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from ..errors import DataError
+
+REQUIRED = ("code", "label")
+_TRUE = {"1", "true", "yes", "vulnerable"}
+_FALSE = {"0", "false", "no", "safe"}
+
+
+@dataclass
+class ReadStats:
+    read: int = 0
+    skipped_empty: int = 0
+    skipped_oversized: int = 0
+    skipped_lines: list[str] = field(default_factory=list)  # "file:line reason", first few only
+
+    def skip(self, kind: str, where: str) -> None:
+        setattr(self, f"skipped_{kind}", getattr(self, f"skipped_{kind}") + 1)
+        if len(self.skipped_lines) < 20:
+            self.skipped_lines.append(f"{where} {kind}")
+
+
+def detect_format(path: pathlib.Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in (".gz", ".gzip"):
+        suffixes = suffixes[:-1]
+    ext = suffixes[-1] if suffixes else ""
+    formats = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+    if ext not in formats:
+        raise DataError(f"cannot tell the format from the name; set data.files.format (one of jsonl, json, csv, parquet)", path)
+    return formats[ext]
+
+
+def _is_gzip(path: pathlib.Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def _open_bytes(path: pathlib.Path) -> io.BufferedIOBase:
+    return gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb")  # type: ignore[return-value]
+
+
+def parse_label(value: Any, path: pathlib.Path, line: int, name: str) -> int:
+    """0/1, booleans, and their usual spellings; anything else is an error."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return int(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return int(value.strip().lower() in _TRUE)
+    raise DataError(f"label must be binary (0/1 or true/false), got {value!r}", path, line, name)
+
+
+def _normalize(raw: Any, fields: dict[str, str], path: pathlib.Path, line: int,
+               max_code_chars: int, stats: ReadStats) -> dict | None:
+    if not isinstance(raw, dict):
+        raise DataError(f"expected an object with fields {sorted(fields.values())}, got {type(raw).__name__}", path, line)
+    for key in REQUIRED:
+        if fields[key] not in raw or raw[fields[key]] is None:
+            raise DataError("missing required field (set data.files.fields to map it)", path, line, fields[key])
+    code = raw[fields["code"]]
+    if not isinstance(code, str):
+        raise DataError(f"code must be a string, got {type(code).__name__}", path, line, fields["code"])
+    label = parse_label(raw[fields["label"]], path, line, fields["label"])
+    stats.read += 1
+    if not code.strip():
+        stats.skip("empty", f"{path.name}:{line}")
+        return None
+    if len(code) > max_code_chars:
+        stats.skip("oversized", f"{path.name}:{line}")
+        return None
+    rid = raw.get(fields.get("id", ""), None)
+    rid = f"{path.name}:{line}" if rid is None else str(rid)
+    group = raw.get(fields.get("group", ""), None)
+    project = raw.get(fields.get("project", ""), None)
+    return {"id": rid, "code": code, "label": label,
+            "group": str(group) if group is not None else rid,
+            "project": str(project) if project is not None else ""}
+
+
+def _decode(data: bytes, path: pathlib.Path, line: int) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not valid UTF-8 (byte {exc.start}); re-encode the file as UTF-8", path, line) from None
+
+
+def _iter_jsonl(path: pathlib.Path) -> Iterator[tuple[int, Any]]:
+    with _open_bytes(path) as fh:
+        for lineno, raw in enumerate(fh, 1):
+            text = _decode(raw, path, lineno).strip()
+            if not text:
+                continue
+            try:
+                yield lineno, json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"malformed JSON ({exc.msg} at column {exc.colno})", path, lineno) from None
+
+
+def _iter_json(path: pathlib.Path) -> Iterator[tuple[int, Any]]:
+    with _open_bytes(path) as fh:
+        text = _decode(fh.read(), path, 1)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"malformed JSON ({exc.msg} at column {exc.colno})", path, exc.lineno) from None
+    if isinstance(data, dict):  # {"data": [...]} style containers
+        lists = [v for v in data.values() if isinstance(v, list)]
+        if len(lists) != 1:
+            raise DataError("expected a JSON array of records (or an object holding one array)", path, 1)
+        data = lists[0]
+    if not isinstance(data, list):
+        raise DataError("expected a JSON array of records", path, 1)
+    # JSON arrays have no useful line numbers: report the 1-based record number instead.
+    yield from enumerate(data, 1)
+
+
+def _iter_csv(path: pathlib.Path) -> Iterator[tuple[int, Any]]:
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    with _open_bytes(path) as fh:
+        text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
+        reader = csv.DictReader(text)
+        try:
+            for row in reader:
+                yield reader.line_num, row
+        except UnicodeDecodeError as exc:
+            raise DataError(f"not valid UTF-8 (byte {exc.start}); re-encode the file as UTF-8", path, reader.line_num + 1) from None
+        except csv.Error as exc:
+            raise DataError(f"malformed CSV ({exc})", path, reader.line_num) from None
+
+
+def _iter_parquet(path: pathlib.Path) -> Iterator[tuple[int, Any]]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError("reading Parquet needs pyarrow: pip install 'streamguard[parquet]'", path) from None
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:
+        raise DataError(f"cannot read Parquet ({exc})", path) from None
+    for i, row in enumerate(table.to_pylist(), 1):
+        yield i, row
+
+
+_READERS = {"jsonl": _iter_jsonl, "json": _iter_json, "csv": _iter_csv, "parquet": _iter_parquet}
+
+
+def read_records(path: str | pathlib.Path, fields: dict[str, str], fmt: str = "auto",
+                 max_code_chars: int = 200_000, stats: ReadStats | None = None) -> list[dict]:
+    """Read one file into normalized records; raises DataError on the first malformed record."""
+    p = pathlib.Path(path)
+    if not p.exists():
+        raise DataError("file not found", p)
+    if p.is_dir():
+        raise DataError("is a directory, expected a data file", p)
+    if p.stat().st_size == 0:
+        raise DataError("file is empty", p)
+    missing = [k for k in REQUIRED if k not in fields]
+    if missing:
+        raise DataError(f"field map lacks {missing}", p)
+    stats = stats if stats is not None else ReadStats()
+    reader = _READERS[detect_format(p) if fmt == "auto" else fmt]
+    records = []
+    for lineno, raw in reader(p):
+        rec = _normalize(raw, fields, p, lineno, max_code_chars, stats)
+        if rec is not None:
+            records.append(rec)
+    if stats.read == 0:
+        raise DataError("no records found", p)
+    return records

@@ -1,0 +1,85 @@
+"""Tokenizers: a byte-level BPE trained on the train split, or a pretrained model's tokenizer.
+
+Both end up as a Hugging Face fast tokenizer saved with `save_pretrained`, so training, the LR finder
+and `streamguard scan` load either kind the same way (`load_tokenizer`).
+"""
+from __future__ import annotations
+
+import pathlib
+from typing import Iterable
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+from ..errors import StreamGuardError
+
+SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>", "<mask>"]
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int) -> PreTrainedTokenizerFast:
+    """Byte-level BPE (no unknown bytes possible), trained on `texts` only."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                  special_tokens=SPECIAL_TOKENS, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer=trainer)
+    bos, eos = tok.token_to_id("<s>"), tok.token_to_id("</s>")
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", bos), ("</s>", eos)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                   unk_token="<unk>", mask_token="<mask>", model_max_length=1_000_000)
+
+
+def load_tokenizer(name_or_path: str | pathlib.Path) -> PreTrainedTokenizerFast:
+    """A saved tokenizer directory, a local pretrained model, or a hub id."""
+    try:
+        tok = AutoTokenizer.from_pretrained(str(name_or_path), use_fast=True)
+    except Exception as exc:
+        raise StreamGuardError(f"{name_or_path}: cannot load tokenizer ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    if not tok.is_fast:
+        raise StreamGuardError(f"{name_or_path}: a fast (Rust) tokenizer is required")
+    if tok.pad_token is None:  # e.g. GPT-style tokenizers
+        tok.pad_token = tok.eos_token or tok.unk_token
+    tok.model_max_length = 1_000_000  # we truncate ourselves and report the rate
+    return tok
+
+
+def _encode(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> list[list[int]]:
+    return [e.ids for e in tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=True)]
+
+
+def encode_split(tokenizer: PreTrainedTokenizerFast, codes: list[str], labels: list[int], max_length: int) -> dict:
+    """Token ids of every function as one flat tensor plus lengths (dynamic padding happens per batch).
+
+    Longer sequences keep their first `max_length - 1` tokens and the end token. Only a prefix of each
+    function is tokenized (tokens are rarely longer than a few characters), which makes encoding
+    several times faster on long functions; a prefix that still falls short is re-encoded in full.
+    """
+    cut = max_length * 8
+    encoded = _encode(tokenizer, [c[:cut] for c in codes])
+    short = [i for i, c in enumerate(codes) if len(c) > cut and len(encoded[i]) < max_length + 16]
+    for i, ids in zip(short, _encode(tokenizer, [codes[i] for i in short])):
+        encoded[i] = ids
+    was_cut = [len(c) > cut for c in codes]
+    eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+    truncated = 0
+    chunks = []
+    for ids, cut_text in zip(encoded, was_cut):
+        if len(ids) > max_length or cut_text:
+            truncated += 1
+            ids = ids[: max_length - 1] + ([eos] if eos is not None else [ids[max_length - 1]])
+        chunks.append(torch.tensor(ids, dtype=torch.int32))
+    lengths = torch.tensor([len(c) for c in chunks], dtype=torch.int64)
+    return {
+        "input_ids": torch.cat(chunks) if chunks else torch.zeros(0, dtype=torch.int32),
+        "lengths": lengths,
+        "labels": torch.tensor(labels, dtype=torch.int64),
+        "n_truncated": torch.tensor(truncated),
+    }
+
+
+def token_offsets(lengths: torch.Tensor) -> torch.Tensor:
+    """Start offset of each sequence in the flat id tensor."""
+    return torch.cat([torch.zeros(1, dtype=torch.int64), torch.cumsum(lengths, 0)[:-1]])
