@@ -1,0 +1,92 @@
+"""The `streamguard` console command.
+
+    streamguard scan PATH [--format text|json|sarif] [--model fusion] [--seed 42] [--threshold T]
+    streamguard validate-outputs [--root training/outputs]
+    streamguard lr-cache list|clear [--model transformer|gnn] [--dir training/cache/lr_finder]
+    streamguard dataset-hash [PATH]
+
+Errors print as one line and exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .runner import guarded
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from .report.validate import validate_outputs
+
+    problems = validate_outputs(args.root)
+    for p in problems:
+        print(p)
+    print(f"{len(problems)} problem(s) under {args.root}" if problems else f"ok: every output under {args.root} is strict and finite")
+    return 1 if problems else 0
+
+
+def _cmd_lr_cache(args: argparse.Namespace) -> int:
+    from .train.lr_cache import clear_entries, list_entries
+
+    if args.action == "list":
+        entries = list_entries(args.dir)
+        for e in entries:
+            print("  ".join(f"{k}={v}" for k, v in e.items()))
+        print(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'} in {args.dir}")
+    else:
+        n = clear_entries(args.dir, model_type=args.model)
+        print(f"removed {n} entr{'y' if n == 1 else 'ies'} from {args.dir}")
+    return 0
+
+
+def _cmd_dataset_hash(args: argparse.Namespace) -> int:
+    from .data.identity import dataset_hash
+
+    print(dataset_hash(args.path))
+    return 0
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from .scan import run_scan
+
+    return run_scan(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamguard", description="Train and use vulnerability detectors for C code.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    scan = sub.add_parser("scan", help="score every C function under a file or directory")
+    scan.add_argument("path")
+    scan.add_argument("--format", choices=["text", "json", "sarif"], default="text")
+    scan.add_argument("--model", choices=["transformer", "gnn", "fusion"], default="fusion")
+    scan.add_argument("--seed", type=int, default=None, help="run to use (default: best seed from the summary, else 42)")
+    scan.add_argument("--threshold", type=float, default=None, help="default: the run's tuned threshold")
+    scan.add_argument("--outputs", default="training/outputs")
+    scan.add_argument("--processed", default="data/processed")
+    scan.add_argument("--output", "-o", default=None, help="write the report here instead of stdout")
+    scan.set_defaults(func=_cmd_scan)
+
+    val = sub.add_parser("validate-outputs", help="check every JSON is strict and no history has a NaN loss")
+    val.add_argument("--root", default="training/outputs")
+    val.set_defaults(func=_cmd_validate)
+
+    cache = sub.add_parser("lr-cache", help="list or clear cached LR-finder results")
+    cache.add_argument("action", choices=["list", "clear"])
+    cache.add_argument("--model", default=None)
+    cache.add_argument("--dir", default="training/cache/lr_finder")
+    cache.set_defaults(func=_cmd_lr_cache)
+
+    ds = sub.add_parser("dataset-hash", help="the DVC md5 of data/processed (as in dvc.lock)")
+    ds.add_argument("path", nargs="?", default="data/processed")
+    ds.set_defaults(func=_cmd_dataset_hash)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return guarded(lambda: args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

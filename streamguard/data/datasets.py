@@ -1,0 +1,160 @@
+"""Torch datasets over data/processed: token sequences, graphs, and both joined for fusion.
+
+Token batches use dynamic padding (pad to the longest sequence in the batch) and length-grouped
+batches (similar lengths together), so little compute goes to padding.
+"""
+from __future__ import annotations
+
+import pathlib
+from typing import Iterator, Sequence
+
+import torch
+from torch.utils.data import Dataset, Sampler
+from torch_geometric.data import Batch
+
+from ..graphs.store import GraphStore
+from ..io import load_torch, read_json
+from .tokenizer import load_tokenizer, token_offsets
+
+
+class TokenDataset(Dataset):
+    """Item i -> (ids LongTensor [L_i], label)."""
+
+    def __init__(self, packed: dict):
+        self.ids = packed["input_ids"]
+        self.lengths = packed["lengths"]
+        self.labels = packed["labels"]
+        self.offsets = token_offsets(self.lengths)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        start = int(self.offsets[i])
+        return self.ids[start:start + int(self.lengths[i])].long(), int(self.labels[i])
+
+
+def pad_tokens(seqs: Sequence[torch.Tensor], pad_id: int) -> dict:
+    """Pad to the longest sequence in the batch."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, s in enumerate(seqs):
+        ids[row, :len(s)] = s
+        mask[row, :len(s)] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+class TokenCollator:
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, items: list) -> dict:
+        seqs, labels = zip(*items)
+        return {**pad_tokens(seqs, self.pad_id), "labels": torch.tensor(labels, dtype=torch.long)}
+
+
+class LengthGroupedBatchSampler(Sampler[list[int]]):
+    """Batches of similar length, in a seeded random order.
+
+    Each epoch: draw an index order (uniform shuffle, or weighted with replacement when `weights` is
+    given, as a balanced sampler), sort each window of `batch_size * window` indices by length, cut
+    into batches, shuffle the batches. Deterministic given the generator's state.
+    """
+
+    def __init__(self, lengths: torch.Tensor, batch_size: int, generator: torch.Generator,
+                 weights: torch.Tensor | None = None, window: int = 50, shuffle: bool = True):
+        self.lengths = lengths
+        self.batch_size = batch_size
+        self.generator = generator
+        self.weights = weights
+        self.window = window
+        self.shuffle = shuffle
+
+    def _order(self) -> torch.Tensor:
+        n = len(self.lengths)
+        if not self.shuffle:
+            return torch.arange(n)
+        if self.weights is not None:
+            return torch.multinomial(self.weights, n, replacement=True, generator=self.generator)
+        return torch.randperm(n, generator=self.generator)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = self._order()
+        span = self.batch_size * self.window
+        batches = []
+        for start in range(0, len(order), span):
+            chunk = order[start:start + span]
+            chunk = chunk[torch.argsort(self.lengths[chunk], stable=True)]
+            batches.extend(chunk[i:i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size))
+        if self.shuffle:
+            perm = torch.randperm(len(batches), generator=self.generator).tolist()
+            batches = [batches[i] for i in perm]
+        return iter(batches)
+
+    def __len__(self) -> int:
+        return (len(self.lengths) + self.batch_size - 1) // self.batch_size
+
+
+class FusionDataset(Dataset):
+    """Item i -> (ids, graph Data, label) for the same function."""
+
+    def __init__(self, tokens: TokenDataset, graphs: GraphStore):
+        if len(tokens) != len(graphs):
+            raise ValueError(f"token and graph datasets differ in length ({len(tokens)} vs {len(graphs)})")
+        self.tokens, self.graphs = tokens, graphs
+        self.lengths = tokens.lengths
+        self.labels = tokens.labels
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __getitem__(self, i: int):
+        ids, label = self.tokens[i]
+        return ids, self.graphs[i], label
+
+
+class FusionCollator:
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, items: list) -> dict:
+        seqs, graphs, labels = zip(*items)
+        return {"tokens": pad_tokens(seqs, self.pad_id), "graph": Batch.from_data_list(list(graphs)),
+                "labels": torch.tensor(labels, dtype=torch.long)}
+
+
+def graph_collate(items: list) -> Batch:
+    return Batch.from_data_list(items)
+
+
+class ProcessedData:
+    """Lazy access to one data/processed directory."""
+
+    def __init__(self, root: str | pathlib.Path = "data/processed"):
+        self.root = pathlib.Path(root)
+        self.meta = read_json(self.root / "prepare_meta.json")
+        self.vocab = read_json(self.root / "graph_vocab.json")
+        self._cache: dict = {}
+
+    @property
+    def pad_id(self) -> int:
+        return int(self.meta["pad_id"])
+
+    def tokens(self, split: str) -> TokenDataset:
+        key = ("tokens", split)
+        if key not in self._cache:
+            self._cache[key] = TokenDataset(load_torch(self.root / "tokens" / f"{split}.pt"))
+        return self._cache[key]
+
+    def graphs(self, split: str) -> GraphStore:
+        key = ("graphs", split)
+        if key not in self._cache:
+            self._cache[key] = GraphStore(load_torch(self.root / "graphs" / f"{split}.pt"))
+        return self._cache[key]
+
+    def fusion(self, split: str) -> FusionDataset:
+        return FusionDataset(self.tokens(split), self.graphs(split))
+
+    def vocab_size(self) -> int:
+        return len(load_tokenizer(self.root / "tokenizer"))

@@ -1,0 +1,46 @@
+"""Fusion of the transformer and the taint-flow GNN.
+
+Both branches' embeddings are concatenated and passed through a small fusion MLP. Discriminative
+learning rates are expressed as parameter groups (`param_groups`) that the training engine turns into
+optimizer groups with their own LR multipliers.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .gnn import TaintFlowGNN
+from .transformer import TransformerClassifier
+
+
+class FusionModel(nn.Module):
+    """encode(batch) -> [B, H]; forward(batch) -> logits [B]. batch = {"tokens": {...}, "graph": PyG Batch}."""
+
+    def __init__(self, transformer: TransformerClassifier, gnn: TaintFlowGNN, hidden: int = 64, dropout: float = 0.1):
+        super().__init__()
+        self.transformer = transformer
+        self.gnn = gnn
+        self.fusion = nn.Sequential(
+            nn.Linear(transformer.out_dim + gnn.out_dim, hidden), nn.GELU(), nn.Dropout(dropout))
+        self.head = nn.Linear(hidden, 1)
+        self.out_dim = hidden
+
+    def encode(self, batch: dict) -> torch.Tensor:
+        joined = torch.cat([self.transformer.encode(batch["tokens"]), self.gnn.encode(batch["graph"])], dim=1)
+        return self.fusion(joined)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.head(self.encode(batch)).squeeze(-1)
+
+    def component_modules(self) -> dict[str, nn.Module]:
+        """Named components for discriminative LRs and per-component gradient statistics.
+
+        The branches' own classifier heads are unused in fusion and left out (no gradient reaches them).
+        """
+        return {
+            "transformer": self.transformer.encoder,
+            "gnn": nn.ModuleList([self.gnn.encoder, self.gnn.convs, self.gnn.norms]
+                                 + ([self.gnn.pool] if self.gnn.pool is not None else [])
+                                 + ([self.gnn.edge_emb] if hasattr(self.gnn, "edge_emb") else [])),
+            "fusion": nn.ModuleList([self.fusion, self.head]),
+        }

@@ -1,0 +1,49 @@
+"""Transformer classifier over code tokens.
+
+A Hugging Face encoder with a one-logit head. By default a small RoBERTa-style encoder is built from
+config (sized by params, trained from scratch on CPU in minutes); `pretrained` (a local directory or a
+hub id such as microsoft/codebert-base) loads a checkpoint instead, whose own tokenizer must then be
+used by prepare (`tokenizer.kind: pretrained`).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import AutoModel, RobertaConfig, RobertaModel
+
+from ..errors import StreamGuardError
+
+
+def build_encoder(vocab_size: int, pad_id: int, max_length: int, hidden_size: int, num_layers: int,
+                  num_heads: int, intermediate_size: int, dropout: float, pretrained: str | None = None) -> nn.Module:
+    if pretrained:
+        try:
+            return AutoModel.from_pretrained(pretrained, add_pooling_layer=False)
+        except TypeError:  # encoders without a pooling layer argument
+            return AutoModel.from_pretrained(pretrained)
+        except Exception as exc:
+            raise StreamGuardError(f"{pretrained}: cannot load pretrained model ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    config = RobertaConfig(
+        vocab_size=vocab_size, hidden_size=hidden_size, num_hidden_layers=num_layers, num_attention_heads=num_heads,
+        intermediate_size=intermediate_size, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
+        # RoBERTa numbers positions from pad_id + 1, hence the +2.
+        max_position_embeddings=max_length + 2, pad_token_id=pad_id, type_vocab_size=1)
+    return RobertaModel(config, add_pooling_layer=False)
+
+
+class TransformerClassifier(nn.Module):
+    """encode(batch) -> [B, H] (first-token state); forward(batch) -> logits [B]."""
+
+    def __init__(self, encoder: nn.Module, dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        hidden = encoder.config.hidden_size
+        self.out_dim = hidden
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.Tanh(), nn.Dropout(dropout), nn.Linear(hidden, 1))
+
+    def encode(self, batch: dict) -> torch.Tensor:
+        out = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        return out.last_hidden_state[:, 0]
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.head(self.encode(batch)).squeeze(-1)
