@@ -24,6 +24,9 @@ class FusionModel(nn.Module):
             nn.Linear(transformer.out_dim + gnn.out_dim, hidden), nn.GELU(), nn.Dropout(dropout))
         self.head = nn.Linear(hidden, 1)
         self.out_dim = hidden
+        # The branches' own heads are not used here: freeze them so no optimizer group holds dead weights.
+        transformer.head.requires_grad_(False)
+        gnn.head.requires_grad_(False)
 
     def encode(self, batch: dict) -> torch.Tensor:
         joined = torch.cat([self.transformer.encode(batch["tokens"]), self.gnn.encode(batch["graph"])], dim=1)
