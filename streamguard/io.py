@@ -11,6 +11,7 @@ import datetime as _dt
 import enum
 import io
 import json
+import logging
 import math
 import os
 import pathlib
@@ -22,9 +23,14 @@ import torch
 
 from .errors import CheckpointError, SerializationError
 
+log = logging.getLogger("streamguard.io")
+
 # NaN/inf policy: strict JSON has no NaN, so non-finite floats become null and the
 # path of each replaced value is reported back to callers that ask for it.
 _WRITE_ENABLED = True
+# mkstemp creates 0600 files; give outputs the mode a plain open() would (read once, at import).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def set_write_enabled(enabled: bool) -> None:
@@ -73,6 +79,8 @@ def safe_jsonify(value: Any, path: str = "", nonfinite: list[str] | None = None)
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
+            if isinstance(k, np.generic):
+                k = k.item()
             if not isinstance(k, (str, int, float, bool)) and k is not None:
                 raise SerializationError(f"cannot serialize key {k!r} of type {type(k).__name__} at '{path or '<root>'}'")
             out[str(k)] = safe_jsonify(v, _key_path(path, k), nonfinite)
@@ -85,9 +93,12 @@ def safe_jsonify(value: Any, path: str = "", nonfinite: list[str] | None = None)
     raise SerializationError(f"cannot serialize value of type {type(value).__name__} at '{path or '<root>'}'")
 
 
-def dumps_strict(value: Any, indent: int | None = 2) -> str:
-    """safe_jsonify + json.dumps(allow_nan=False): the only way the project renders JSON."""
-    return json.dumps(safe_jsonify(value), indent=indent, allow_nan=False, sort_keys=False) + "\n"
+def dumps_strict(value: Any, indent: int | None = 2, nonfinite: list[str] | None = None) -> str:
+    """safe_jsonify + json.dumps(allow_nan=False): the only way the project renders JSON.
+
+    Key paths of non-finite floats written as null are appended to `nonfinite` when given.
+    """
+    return json.dumps(safe_jsonify(value, nonfinite=nonfinite), indent=indent, allow_nan=False, sort_keys=False) + "\n"
 
 
 def loads_strict(text: str) -> Any:
@@ -111,11 +122,13 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[io.IOBase
     """
     target = pathlib.Path(path)
     if not _WRITE_ENABLED:
-        yield open(os.devnull, mode)
+        with open(os.devnull, mode) as sink:
+            yield sink
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         kwargs = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
         with os.fdopen(fd, mode, **kwargs) as fh:
             yield fh
@@ -133,9 +146,15 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
         fh.write(text)
 
 
-def write_json_atomic(path: str | os.PathLike, value: Any, indent: int | None = 2) -> None:
-    text = dumps_strict(value, indent=indent)  # serialize first: a bad value never touches the file
+def write_json_atomic(path: str | os.PathLike, value: Any, indent: int | None = 2) -> list[str]:
+    """Write strict JSON atomically; returns (and logs) the key paths of non-finite floats written as null."""
+    nonfinite: list[str] = []
+    text = dumps_strict(value, indent=indent, nonfinite=nonfinite)  # serialize first: a bad value never touches the file
     write_text_atomic(path, text)
+    if nonfinite:
+        shown = ", ".join(nonfinite[:10]) + (f" and {len(nonfinite) - 10} more" if len(nonfinite) > 10 else "")
+        log.warning("%s: non-finite values written as null at %s", path, shown)
+    return nonfinite
 
 
 def save_torch_atomic(path: str | os.PathLike, obj: Any) -> None:

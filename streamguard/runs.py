@@ -274,7 +274,7 @@ def out_of_fold(cfg: Config, seed: int, data: ProcessedData, spec: dict, hw, scr
     from sklearn.model_selection import StratifiedKFold
 
     train_ds = data.fusion("train")
-    labels = train_ds.labels.numpy().copy()
+    labels = train_ds.labels.detach().cpu().numpy().copy()
     folds = np.full(len(labels), -1, dtype=np.int64)
     splitter = StratifiedKFold(n_splits=cfg.fusion.oof_folds, shuffle=True, random_state=cfg.seed)
     for k, (_, held) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
@@ -328,7 +328,7 @@ def train_fusion(cfg: Config, seed: int, outputs: str | pathlib.Path = "training
         probs, folds = out_of_fold(cfg, seed, data, spec, hw, pathlib.Path(scratch))
     save_numpy_atomic(out / "oof_predictions.npy", probs)
     save_numpy_atomic(out / "oof_folds.npy", folds)
-    labels = datasets["train"].labels.numpy().copy()
+    labels = datasets["train"].labels.detach().cpu().numpy().copy()
     metrics = read_json(out / "metrics.json")
     metrics["oof"] = compute_metrics(labels, probs.astype(np.float64), threshold=0.5)
     write_json_atomic(out / "metrics.json", metrics)
