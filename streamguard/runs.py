@@ -20,8 +20,8 @@ from .data.datasets import (FusionCollator, LengthGroupedBatchSampler, Processed
 from .data.identity import dataset_hash
 from .errors import StreamGuardError
 from .graphs.builder import EDGE_TYPES
-from .graphs.store import GraphStore
-from .io import read_json, save_numpy_atomic, write_json_atomic
+from .graphs.store import GraphStore, graph_statistics
+from .io import atomic_write, read_json, save_numpy_atomic, write_json_atomic
 from .models.fusion import FusionModel
 from .models.gnn import TaintFlowGNN
 from .models.transformer import TransformerClassifier, build_encoder
@@ -248,8 +248,17 @@ def train_single(kind: str, cfg: Config, seed: int, outputs: str | pathlib.Path 
     loaders = make_loaders(kind, datasets, hw.batch_size, seed, data, weighting["balanced_sampler"], hw.num_workers)
     lr = recommended_lr(kind)
     out = run_dir(outputs, kind, seed)
-    return train(model, loaders, make_loss_for(kind, cfg, weighting), train_config(kind, cfg, lr, hw), out,
-                 _run_info(kind, cfg, seed, ds_hash, spec, hw, {"class_weighting": weighting, "lr_source": "lr_find"}))
+    result = train(model, loaders, make_loss_for(kind, cfg, weighting), train_config(kind, cfg, lr, hw), out,
+                   _run_info(kind, cfg, seed, ds_hash, spec, hw, {"class_weighting": weighting, "lr_source": "lr_find"}))
+    for name in ("lr_curve.png", "lr_curve.csv"):  # the curve this run's LR came from, beside its results
+        src = LR_DIR / kind / name
+        if src.exists():
+            with atomic_write(out / name, "wb") as fh:
+                fh.write(src.read_bytes())
+    if kind == "gnn":
+        write_json_atomic(out / "graph_statistics.json",
+                          {split: graph_statistics(data.graphs(split).packed) for split in ("train", "valid", "test")})
+    return result
 
 
 def _fusion_groups(model: FusionModel, cfg: Config) -> list[ParamGroupSpec]:
