@@ -97,8 +97,8 @@ class TransformerConfig:
     dropout: float = rng(0.1, 0.0, 0.9)
     batch_size: int = rng(32, 1)
     grad_accum: int = rng(1, 1)
-    epochs: int = rng(6, 1)
-    patience: int = rng(3, 1)
+    epochs: int = rng(8, 1)
+    patience: int = rng(4, 1)
     # A small model trained from scratch needs a higher LR than the plan's fine-tuning range
     # (1e-5..5e-5, used by the production profile).
     lr_min: float = rng(1e-4, 0.0, 1.0, lo_open=True)
@@ -120,10 +120,11 @@ class GNNConfig:
     dropout: float = rng(0.1, 0.0, 0.9)
     batch_size: int = rng(64, 1)
     grad_accum: int = rng(1, 1)
-    epochs: int = rng(12, 1)
-    patience: int = rng(4, 1)
-    lr_min: float = rng(1e-4, 0.0, 1.0, lo_open=True)
-    lr_max: float = rng(1e-3, 0.0, 1.0, lo_open=True)
+    epochs: int = rng(30, 1)
+    patience: int = rng(8, 1)
+    # Quick runs see few steps per epoch: a range above the plan's 1e-4..1e-3 (production profile).
+    lr_min: float = rng(5e-4, 0.0, 1.0, lo_open=True)
+    lr_max: float = rng(2e-3, 0.0, 1.0, lo_open=True)
     warmup_ratio: float = rng(0.1, 0.0, 0.5)
     weight_decay: float = rng(1e-4, 0.0, 1.0)
     max_grad_norm: float = rng(1.0, 0.0, lo_open=True)
@@ -148,13 +149,14 @@ class FusionConfig:
     weight_decay: float = rng(0.01, 0.0, 1.0)
     max_grad_norm: float = rng(1.0, 0.0, lo_open=True)
     oof_folds: int = rng(3, 2, 20)
-    oof_epochs: int = rng(3, 1)
+    oof_epochs: int = rng(8, 1)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     amp: Literal["auto", "off", "fp16", "bf16"] = "auto"
-    select_metric: Literal["f1", "roc_auc", "pr_auc", "mcc"] = "f1"
+    # Threshold-free ROC-AUC makes a steadier early-stopping signal than F1 at 0.5.
+    select_metric: Literal["f1", "roc_auc", "pr_auc", "mcc", "loss"] = "roc_auc"
     num_workers: int = rng(0, 0, 64)
     collapse_patience: int = rng(3, 1)
     explode_grad_norm: float = rng(1e4, 0.0, lo_open=True)
@@ -202,7 +204,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "graph": {"max_nodes": 50, "max_stmt_tokens": 32},
         "transformer": {"hidden_size": 768, "num_layers": 12, "num_heads": 12, "intermediate_size": 3072,
                         "batch_size": 64, "epochs": 10, "patience": 3, "lr_min": 1e-5, "lr_max": 5e-5},
-        "gnn": {"hidden_size": 256, "num_layers": 4, "batch_size": 64, "epochs": 15, "patience": 5},
+        "gnn": {"hidden_size": 256, "num_layers": 4, "batch_size": 64, "epochs": 15, "patience": 5,
+                "lr_min": 1e-4, "lr_max": 1e-3},
         "fusion": {"hidden_size": 256, "batch_size": 32, "grad_accum": 2, "epochs": 12, "base_lr": 1e-4,
                    "oof_folds": 5, "oof_epochs": 4, "patience": 4},
         "data": {"synthetic": {"n_functions": 20_000}},
@@ -212,7 +215,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "graph": {"max_nodes": 48, "max_stmt_tokens": 16},
         "transformer": {"hidden_size": 128, "num_layers": 2, "num_heads": 4, "intermediate_size": 256,
                         "batch_size": 32, "epochs": 4},
-        "gnn": {"hidden_size": 128, "num_layers": 3, "batch_size": 64, "epochs": 10},
+        "gnn": {"hidden_size": 128, "num_layers": 3, "batch_size": 64, "epochs": 10, "lr_min": 1e-4, "lr_max": 1e-3},
         "fusion": {"hidden_size": 128, "epochs": 3, "oof_folds": 3, "oof_epochs": 2},
     },
 }

@@ -209,8 +209,8 @@ def lr_find(kind: str, cfg: Config, data: ProcessedData, ds_hash: str, out_dir: 
     return {"lr": lr, "confidence": "disabled", "cache_hit": None}
 
 
-def recommended_lr(kind: str) -> float:
-    path = LR_DIR / kind / "recommended_lr.json"
+def recommended_lr(kind: str, lr_dir: pathlib.Path = LR_DIR) -> float:
+    path = lr_dir / kind / "recommended_lr.json"
     if not path.exists():
         raise StreamGuardError(f"{path}: not found; run the lr_find stage first (dvc repro lr_find)")
     return float(read_json(path)["lr"])
@@ -233,7 +233,7 @@ def _run_info(kind: str, cfg: Config, seed: int, ds_hash: str, spec: dict, hw, e
 
 
 def train_single(kind: str, cfg: Config, seed: int, outputs: str | pathlib.Path = "training/outputs",
-                 processed: str | pathlib.Path = "data/processed") -> Any:
+                 processed: str | pathlib.Path = "data/processed", lr_dir: pathlib.Path = LR_DIR) -> Any:
     """Train the transformer or the GNN for one seed into its run directory."""
     data = ProcessedData(processed)
     ds_hash = dataset_hash(processed)
@@ -246,12 +246,12 @@ def train_single(kind: str, cfg: Config, seed: int, outputs: str | pathlib.Path 
     weighting = class_weighting(kind, cfg, _labels(datasets["train"]))
     log.info("%s seed %d: class weighting %s", kind, seed, weighting)
     loaders = make_loaders(kind, datasets, hw.batch_size, seed, data, weighting["balanced_sampler"], hw.num_workers)
-    lr = recommended_lr(kind)
+    lr = recommended_lr(kind, lr_dir)
     out = run_dir(outputs, kind, seed)
     result = train(model, loaders, make_loss_for(kind, cfg, weighting), train_config(kind, cfg, lr, hw), out,
                    _run_info(kind, cfg, seed, ds_hash, spec, hw, {"class_weighting": weighting, "lr_source": "lr_find"}))
     for name in ("lr_curve.png", "lr_curve.csv"):  # the curve this run's LR came from, beside its results
-        src = LR_DIR / kind / name
+        src = lr_dir / kind / name
         if src.exists():
             with atomic_write(out / name, "wb") as fh:
                 fh.write(src.read_bytes())

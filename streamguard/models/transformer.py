@@ -33,7 +33,7 @@ def build_encoder(vocab_size: int, pad_id: int, max_length: int, hidden_size: in
 
 
 class TransformerClassifier(nn.Module):
-    """encode(batch) -> [B, H] (first-token state); forward(batch) -> logits [B]."""
+    """encode(batch) -> [B, H] (masked mean of token states); forward(batch) -> logits [B]."""
 
     def __init__(self, encoder: nn.Module, dropout: float = 0.1):
         super().__init__()
@@ -43,8 +43,12 @@ class TransformerClassifier(nn.Module):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.Tanh(), nn.Dropout(dropout), nn.Linear(hidden, 1))
 
     def encode(self, batch: dict) -> torch.Tensor:
-        out = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        return out.last_hidden_state[:, 0]
+        mask = batch["attention_mask"]
+        states = self.encoder(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state
+        # Masked mean pooling: unlike the first-token state it depends on every token from the first
+        # step, so a small encoder trained from scratch does not start out input-blind.
+        weights = mask.unsqueeze(-1).to(states.dtype)
+        return (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
     def forward(self, batch: dict) -> torch.Tensor:
         return self.head(self.encode(batch)).squeeze(-1)

@@ -1,0 +1,33 @@
+"""Shared helpers for tests that need a real, tiny data/processed directory."""
+from __future__ import annotations
+
+import pathlib
+
+from streamguard.config import load_config
+from streamguard.data.pipeline import prepare
+
+TINY = {
+    "data.synthetic.n_functions": 120,
+    "tokenizer.vocab_size": 400,
+    "tokenizer.max_length": 128,
+    "graph.max_nodes": 24,
+    "graph.workers": 1,
+    "transformer.hidden_size": 32,
+    "transformer.num_heads": 2,
+    "transformer.intermediate_size": 64,
+    "gnn.hidden_size": 32,
+    "fusion.hidden_size": 32,
+    "fusion.oof_folds": 2,
+    "fusion.oof_epochs": 1,
+}
+
+
+def tiny_config(**overrides):
+    return load_config("params.yaml", overrides={**TINY, **overrides})
+
+
+def make_processed(root: pathlib.Path, **overrides) -> tuple[pathlib.Path, object]:
+    cfg = tiny_config(**overrides)
+    out = root / "processed"
+    prepare(cfg, out)
+    return out, cfg

@@ -1,0 +1,104 @@
+import pytest
+import torch
+from transformers import RobertaConfig, RobertaModel
+
+from streamguard import runs
+from streamguard.data.datasets import FusionCollator, ProcessedData, TokenCollator, graph_collate
+from streamguard.models.transformer import build_encoder
+from streamguard.train.engine import RunInfo, TrainConfig, Trainer, make_loader
+from streamguard.train.seeding import seed_everything
+
+from ..fixtures import make_processed
+
+
+@pytest.fixture(scope="module")
+def processed(tmp_path_factory):
+    path, cfg = make_processed(tmp_path_factory.mktemp("models"))
+    return ProcessedData(path), cfg
+
+
+def _batch(kind, data, n=6):
+    if kind == "transformer":
+        return TokenCollator(data.pad_id)([data.tokens("train")[i] for i in range(n)])
+    if kind == "gnn":
+        return graph_collate([data.graphs("train")[i] for i in range(n)])
+    return FusionCollator(data.pad_id)([data.fusion("train")[i] for i in range(n)])
+
+
+@pytest.mark.parametrize("kind", ["transformer", "gnn", "fusion"])
+def test_models_map_a_real_batch_to_one_logit_each(processed, kind):
+    data, cfg = processed
+    model = runs.build_model(runs.model_spec(kind, cfg, data))
+    logits = model(_batch(kind, data))
+    assert logits.shape == (6,) and torch.isfinite(logits).all()
+    assert model.encode(_batch(kind, data)).shape == (6, model.out_dim)
+
+
+@pytest.mark.parametrize("conv", ["rgcn", "gine", "ggnn"])
+@pytest.mark.parametrize("pooling", ["attention", "meanmax"])
+def test_gnn_variants(processed, conv, pooling):
+    data, cfg = processed
+    spec = runs.model_spec("gnn", cfg, data)
+    spec["gnn"].update(conv=conv, pooling=pooling)
+    logits = runs.build_model(spec)(_batch("gnn", data))
+    assert logits.shape == (6,) and torch.isfinite(logits).all()
+
+
+def test_pretrained_encoder_loads_from_a_local_directory(tmp_path):
+    config = RobertaConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                           intermediate_size=32, max_position_embeddings=40, pad_token_id=0)
+    seed_everything(0)
+    original = RobertaModel(config, add_pooling_layer=False)
+    original.save_pretrained(tmp_path / "tiny")
+    loaded = build_encoder(50, 0, 32, 8, 1, 1, 8, 0.0, pretrained=str(tmp_path / "tiny"))
+    assert loaded.config.hidden_size == 16
+    for (name, a), (_, b) in zip(original.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_pretrained_encoder_missing_path_is_a_clear_error(tmp_path):
+    from streamguard.errors import StreamGuardError
+    with pytest.raises(StreamGuardError, match="cannot load pretrained model"):
+        build_encoder(50, 0, 32, 8, 1, 1, 8, 0.0, pretrained=str(tmp_path / "nope"))
+
+
+def test_fusion_gradient_reaches_all_three_components(processed):
+    data, cfg = processed
+    model = runs.build_model(runs.model_spec("fusion", cfg, data))
+    batch = _batch("fusion", data, 8)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(model(batch), batch["labels"].float())
+    loss.backward()
+    for name, module in model.component_modules().items():
+        norms = [p.grad.norm() for p in module.parameters() if p.grad is not None]
+        assert norms and float(torch.stack(norms).sum()) > 0, name
+    assert all(p.grad is None for p in model.transformer.head.parameters())  # frozen, unused in fusion
+
+
+def _accumulated_gradients(data, cfg, batch_size, grad_accum, out_dir):
+    """One optimizer step through the engine; AdamW's first moment then holds (1 - beta1) * gradient."""
+    seed_everything(3)
+    spec = runs.model_spec("fusion", cfg, data)
+    spec["dropout"] = spec["transformer"]["dropout"] = spec["gnn"]["dropout"] = 0.0
+    model = runs.build_model(spec)
+    ds = torch.utils.data.Subset(data.fusion("train"), list(range(8)))
+    collate = FusionCollator(data.pad_id)
+    loaders = {"train": make_loader(ds, batch_size, shuffle=False, seed=0, collate_fn=collate),
+               "val": make_loader(data.fusion("valid"), 16, seed=0, collate_fn=collate)}
+    tc = TrainConfig(epochs=1, lr=1e-3, grad_accum=grad_accum, warmup_ratio=0.0, patience=0, max_grad_norm=1e6)
+    trainer = Trainer(model, loaders, runs.make_loss("bce"), tc, out_dir, RunInfo("fusion_test", 3),
+                      runs._fusion_groups(model, cfg))
+    trainer.train_epoch()
+    names = {id(p): n for n, p in model.named_parameters()}
+    return {names[id(p)]: st["exp_avg"].clone() for p, st in trainer.optimizer.state.items()}
+
+
+def test_accumulating_two_steps_equals_one_step_on_the_doubled_batch(processed, tmp_path):
+    data, cfg = processed
+    accumulated = _accumulated_gradients(data, cfg, batch_size=4, grad_accum=2, out_dir=tmp_path / "a")
+    single = _accumulated_gradients(data, cfg, batch_size=8, grad_accum=1, out_dir=tmp_path / "b")
+    assert accumulated.keys() == single.keys() and len(single) > 20
+    nonzero = 0
+    for name, grad in single.items():
+        assert torch.allclose(accumulated[name], grad, atol=1e-7, rtol=1e-4), name
+        nonzero += bool(grad.abs().sum() > 0)
+    assert nonzero > 20  # real gradients, not an all-zero comparison
