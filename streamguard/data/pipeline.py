@@ -31,7 +31,7 @@ import torch
 from ..config import Config
 from ..errors import DataError
 from ..graphs.builder import build_statement_graph
-from ..graphs.features import GraphVocab, encode_graph
+from ..graphs.features import GraphVocab, encode_graph, encode_graphs
 from ..graphs.parallel import build_graphs
 from ..graphs.store import graph_statistics, pack_graphs
 from ..io import read_json, save_torch_atomic, write_json_atomic, write_text_atomic
@@ -171,7 +171,7 @@ def _prepare_into(cfg: Config, out: pathlib.Path) -> dict:
     token_fn = _stmt_token_fn(tokenizer, graphs)
     stats["graphs"] = {}
     for s in SPLITS:
-        encoded = [encode_graph(gr, vocab, token_fn, g.max_stmt_tokens, pad_id=tokenizer.pad_token_id) for gr in graphs[s]]
+        encoded = encode_graphs(graphs[s], vocab, token_fn, g.max_stmt_tokens, pad_id=tokenizer.pad_token_id)
         packed = pack_graphs(encoded, [r["label"] for r in splits[s]])
         save_torch_atomic(out / "graphs" / f"{s}.pt", packed)
         n_fail = sum(not gr.parse_ok for gr in graphs[s])
