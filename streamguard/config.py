@@ -211,12 +211,14 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "data": {"synthetic": {"n_functions": 20_000}},
     },
     "devign-cpu": {
-        "tokenizer": {"vocab_size": 8000, "max_length": 384},
+        # Sized so the nine Devign runs fit in about 40 minutes on a 2-core CPU (bench/bench_devign.py).
+        "tokenizer": {"vocab_size": 8000, "max_length": 256},
         "graph": {"max_nodes": 48, "max_stmt_tokens": 16},
         "transformer": {"hidden_size": 128, "num_layers": 2, "num_heads": 4, "intermediate_size": 256,
-                        "batch_size": 32, "epochs": 4},
-        "gnn": {"hidden_size": 128, "num_layers": 3, "batch_size": 64, "epochs": 10, "lr_min": 1e-4, "lr_max": 1e-3},
-        "fusion": {"hidden_size": 128, "epochs": 3, "oof_folds": 3, "oof_epochs": 2},
+                        "batch_size": 32, "epochs": 3, "patience": 2},
+        "gnn": {"hidden_size": 128, "num_layers": 3, "batch_size": 64, "epochs": 10, "patience": 3,
+                "lr_min": 1e-4, "lr_max": 1e-3},
+        "fusion": {"hidden_size": 128, "epochs": 2, "patience": 2, "base_lr": 1e-3, "oof_folds": 2, "oof_epochs": 1},
     },
 }
 

@@ -1,0 +1,156 @@
+"""Real-data benchmarks on Devign (CodeXGLUE defect detection, its own train/valid/test split).
+
+    python bench/bench_devign.py prepare            # full prepare wall time + stage timings
+    python bench/bench_devign.py train [--seeds 42 2025 7] [--profile devign-cpu]
+                                                    # LR finder, 3 models x seeds, TF-IDF + LR baseline
+
+Works in bench/work/devign/ (git-ignored) so the repository's own data/processed and training/outputs
+are untouched. Reads ../shared/datasets/devign/ relative to the repository root; exits cleanly with a
+message when the data is absent. `train` reuses the prepared data of a previous `prepare` run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+DEVIGN = REPO.parent / "shared" / "datasets" / "devign"
+WORK = REPO / "bench" / "work" / "devign"
+sys.path.insert(0, str(REPO))
+
+from streamguard.config import load_config  # noqa: E402
+from streamguard.runner import setup_logging  # noqa: E402
+
+METRICS = ("accuracy", "f1", "roc_auc", "pr_auc")
+
+
+def devign_config(profile: str):
+    return load_config(REPO / "params.yaml", overrides={
+        "profile": profile,
+        "data.source": "files",
+        "data.files.train": str(DEVIGN / "train.jsonl.gz"),
+        "data.files.valid": str(DEVIGN / "valid.jsonl.gz"),
+        "data.files.test": str(DEVIGN / "test.jsonl.gz"),
+        "lr_find.cache_dir": str(WORK / "lr_cache"),
+    })
+
+
+def cmd_prepare(args) -> dict:
+    from streamguard.data.pipeline import prepare
+
+    cfg = devign_config(args.profile)
+    t0 = time.perf_counter()
+    stats = prepare(cfg, WORK / "processed")
+    wall = time.perf_counter() - t0
+    n = sum(v["total"] for v in stats["splits"].values())
+    result = {"functions": n, "wall_s": round(wall, 1), "timings_s": stats["timings_s"],
+              "graph_functions_per_s": round(n / stats["timings_s"]["build_graphs"], 1),
+              "duplicates_removed": stats["duplicates_removed"], "conflicting_removed": stats["conflicting_removed"],
+              "parse_failure_rate": {s: round(v["parse_failure_rate"], 4) for s, v in stats["graphs"].items()},
+              "truncation_rate": {s: round(v["rate"], 4) for s, v in stats["truncation"].items()}}
+    print(json.dumps(result, indent=2))
+    return result
+
+
+def tfidf_baseline(processed: pathlib.Path, seed: int) -> dict:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    from streamguard.train.metrics import compute_metrics, tune_threshold
+
+    def load(split):
+        rows = [json.loads(line) for line in (processed / "splits" / f"{split}.jsonl").open(encoding="utf-8")]
+        return [r["code"] for r in rows], np.array([r["label"] for r in rows])
+
+    t0 = time.perf_counter()
+    (xtr, ytr), (xva, yva), (xte, yte) = load("train"), load("valid"), load("test")
+    vec = TfidfVectorizer(token_pattern=r"[A-Za-z_]\w*|\d+|->|\+\+|--|<<|>>|[<>=!]=|&&|\|\||[^\s\w]",
+                          ngram_range=(1, 2), min_df=2, max_features=200_000, sublinear_tf=True, lowercase=False)
+    clf = LogisticRegression(max_iter=2000, C=1.0, random_state=seed)
+    clf.fit(vec.fit_transform(xtr), ytr)
+    threshold = tune_threshold(yva, clf.predict_proba(vec.transform(xva))[:, 1])
+    test = compute_metrics(yte, clf.predict_proba(vec.transform(xte))[:, 1], threshold=threshold)
+    return {"test": test, "wall_s": time.perf_counter() - t0}
+
+
+def cmd_train(args) -> dict:
+    from streamguard import runs
+    from streamguard.data.datasets import ProcessedData
+    from streamguard.data.identity import dataset_hash
+
+    cfg = devign_config(args.profile)
+    processed = WORK / "processed"
+    if not (processed / "dataset_stats.json").exists():
+        cmd_prepare(args)
+    outputs = WORK / "outputs" / args.profile
+    lr_dir = WORK / "lr_find" / args.profile
+    data = ProcessedData(processed)
+    ds_hash = dataset_hash(processed)
+    timings: dict[str, list[float]] = {"lr_find": []}
+    t = time.perf_counter()
+    for kind in ("transformer", "gnn"):
+        runs.lr_find(kind, cfg, data, ds_hash, lr_dir / kind)
+    timings["lr_find"].append(time.perf_counter() - t)
+    results: dict[str, list[dict]] = {"transformer": [], "gnn": [], "fusion": []}
+    for seed in args.seeds:
+        for kind in ("transformer", "gnn", "fusion"):
+            t = time.perf_counter()
+            if kind == "fusion":
+                runs.train_fusion(cfg, seed, outputs, processed)
+            else:
+                runs.train_single(kind, cfg, seed, outputs, processed, lr_dir=lr_dir)
+            timings.setdefault(kind, []).append(time.perf_counter() - t)
+            metrics = json.loads((runs.run_dir(outputs, kind, seed) / "metrics.json").read_text())
+            results[kind].append(metrics)
+            logging.getLogger("bench").info("%s seed %d: %s", kind, seed, {m: metrics["test"][m] for m in METRICS})
+    baseline = tfidf_baseline(processed, args.seeds[0])
+
+    def summarize(values):
+        arr = np.array([v for v in values if v is not None], dtype=float)
+        return (float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0) if len(arr) else (None, None)
+
+    table = {}
+    for kind, runs_ in results.items():
+        table[kind] = {m: summarize([r["test"][m] for r in runs_]) for m in METRICS}
+        table[kind]["status"] = [r["status"] for r in runs_]
+        table[kind]["wall_s_per_seed"] = round(float(np.mean(timings[kind])), 1)
+        if kind == "fusion":
+            table[kind]["oof"] = {m: summarize([r.get("oof", {}).get(m) for r in runs_]) for m in METRICS}
+    table["tfidf_lr"] = {m: (baseline["test"][m], 0.0) for m in METRICS}
+    table["tfidf_lr"]["wall_s_per_seed"] = round(baseline["wall_s"], 1)
+    table["lr_find_wall_s"] = round(timings["lr_find"][0], 1)
+    out = {"profile": args.profile, "seeds": args.seeds, "results": table}
+    (WORK / f"results_{args.profile}.json").write_text(json.dumps(out, indent=2))
+    print(f"\nDevign test split, profile {args.profile}, seeds {args.seeds} (mean +- std)")
+    print(f"{'model':<12}" + "".join(f"{m:>18}" for m in METRICS) + f"{'CPU s/seed':>12}")
+    for kind in ("tfidf_lr", "transformer", "gnn", "fusion"):
+        row = table[kind]
+        cells = "".join(f"{row[m][0]:>11.4f} +-{row[m][1]:.3f}" if row[m][0] is not None else f"{'n/a':>18}" for m in METRICS)
+        print(f"{kind:<12}{cells}{row['wall_s_per_seed']:>12}")
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["prepare", "train"])
+    parser.add_argument("--profile", default="devign-cpu")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 2025, 7])
+    args = parser.parse_args()
+    if not (DEVIGN / "train.jsonl.gz").exists():
+        print(f"Devign data not found at {DEVIGN}; nothing to measure.")
+        return 0
+    setup_logging()
+    logging.getLogger("streamguard.train.hardware").setLevel(logging.WARNING)
+    WORK.mkdir(parents=True, exist_ok=True)
+    {"prepare": cmd_prepare, "train": cmd_train}[args.command](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""The whole pipeline through real `dvc repro` / `dvc exp run` in a throw-away copy of the repository."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from streamguard.data.identity import dataset_hash
+from streamguard.io import read_json
+from streamguard.report.validate import validate_outputs, validate_summary
+
+from .conftest import REPO
+
+TINY_PARAMS = {
+    "data": {"synthetic": {"n_functions": 120}},
+    "tokenizer": {"vocab_size": 400, "max_length": 96},
+    "graph": {"max_nodes": 16, "workers": 1},
+    "transformer": {"hidden_size": 32, "num_heads": 2, "intermediate_size": 64, "epochs": 1},
+    "gnn": {"hidden_size": 32, "epochs": 2},
+    "fusion": {"hidden_size": 32, "epochs": 1, "oof_folds": 2, "oof_epochs": 1},
+    "lr_find": {"steps": 12},
+}
+MODELS = ("transformer", "gnn", "fusion")
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    for key, value in extra.items():
+        if isinstance(value, dict):
+            _merge(base.setdefault(key, {}) or {}, value) if base.get(key) else base.__setitem__(key, value)
+        else:
+            base[key] = value
+    return base
+
+
+def _run(args, cwd, check=True, **kw):
+    env = dict(os.environ, PATH=f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A git + DVC copy of the repository (tracked and new files, no outputs) with tiny params."""
+    dest = tmp_path_factory.mktemp("pipeline") / "repo"
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, files):
+        src = REPO / rel
+        if src.is_file() and not rel.startswith(("data/processed", "training/")) and rel != "dvc.lock":
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    params = _merge(yaml.safe_load((dest / "params.yaml").read_text()), TINY_PARAMS)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):
+        _run(cmd, dest)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def reproduced(project):
+    start = time.perf_counter()
+    proc = _run(["dvc", "repro"], project)
+    elapsed = time.perf_counter() - start
+    # Commit the lock (DVC autostages it) so that later `dvc metrics diff` has a baseline.
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "repro"], project)
+    return project, proc, elapsed
+
+
+@pytest.mark.slow
+def test_dvc_repro_builds_every_output(reproduced):
+    project, _, _ = reproduced
+    out = project / "training" / "outputs"
+    for model in MODELS:
+        for seed in (42, 2025, 7):
+            run = out / f"{model}_v17" / f"seed_{seed}"
+            assert (run / "metrics.json").is_file() and (run / "model_checkpoint.pt").is_file(), run
+    assert (out / "fusion_v17" / "seed_7" / "oof_predictions.npy").is_file()
+    assert (out / "gnn_v17" / "seed_42" / "lr_curve.png").is_file()
+    summary = read_json(out / "production_summary" / "production_summary.json")
+    validate_summary(summary)
+    assert set(summary["models"]) == {"transformer_v17", "gnn_v17", "fusion_v17"}
+    assert validate_outputs(out) == []
+
+
+@pytest.mark.slow
+def test_dataset_hash_equals_the_md5_in_dvc_lock(reproduced):
+    project, _, _ = reproduced
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    recorded = next(o["md5"] for o in lock["stages"]["prepare"]["outs"] if o["path"] == "data/processed")
+    assert dataset_hash(project / "data" / "processed") == recorded
+    meta = read_json(project / "training" / "outputs" / "gnn_v17" / "seed_42" / "training_metadata.json")
+    assert meta["dataset_hash"] == recorded
+
+
+@pytest.mark.slow
+def test_metrics_show_lists_nine_runs_and_summary_and_noop_repro_is_fast(reproduced):
+    project, _, _ = reproduced
+    shown = json.loads(_run(["dvc", "metrics", "show", "--json"], project).stdout)
+    files = {path for workspace in shown.values() for path in workspace["data"]}
+    assert len(files) == 10
+    start = time.perf_counter()
+    proc = _run(["dvc", "repro"], project)
+    assert "up to date" in proc.stdout
+    assert time.perf_counter() - start < 20
+    assert "changed" not in _run(["dvc", "status"], project).stdout
+
+
+@pytest.mark.slow
+def test_exp_run_with_another_seed_shows_real_metric_changes(reproduced):
+    project, _, _ = reproduced
+    proc = _run(["dvc", "exp", "run", "-S", "seed=2025"], project)
+    assert "Running stage 'prepare'" in proc.stdout
+    diff = json.loads(_run(["dvc", "metrics", "diff", "--json"], project).stdout)
+    changed = [path for path, values in diff.items() if any(v.get("diff") not in (0, None) for v in values.values())]
+    assert len(changed) >= 9, diff
+    _run(["git", "checkout", "--", "params.yaml"], project)
+    _run(["dvc", "checkout", "--force"], project)
+
+
+@pytest.mark.slow
+def test_rerun_after_wiping_outputs_and_dvc_cache_hits_the_lr_cache(reproduced):
+    project, _, _ = reproduced
+    for rel in (".dvc/cache", "data/processed", "training/outputs", "training/lr_find"):
+        shutil.rmtree(project / rel, ignore_errors=True)
+    _run(["dvc", "repro", "lr_find"], project)
+    for model in ("transformer", "gnn"):
+        assert read_json(project / "training" / "lr_find" / model / "recommended_lr.json")["cache"]["hit"] is True
+
+
+@pytest.mark.slow
+def test_bad_input_file_fails_prepare_with_one_line_and_keeps_old_outputs(reproduced):
+    project, _, _ = reproduced
+    before = dataset_hash(project / "data" / "processed")
+    bad = project / "bad.jsonl"
+    bad.write_text('{"func": "int a;", "target": 0}\n{"func": "int b;", "target": 7}\n')
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["data"]["source"] = "files"
+    params["data"]["files"]["path"] = str(bad)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        proc = _run([sys.executable, "stages/prepare.py"], project, check=False)
+    finally:
+        _run(["git", "checkout", "--", "params.yaml"], project)
+    assert proc.returncode == 2
+    error_lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert error_lines == [f"error: {bad}:2, field 'target': label must be binary (0/1 or true/false), got 7"]
+    assert dataset_hash(project / "data" / "processed") == before
+    assert not [p for p in (project / "data").iterdir() if p.name.startswith(".processed")]
