@@ -4,7 +4,7 @@ Public API
 ----------
 - ``CollapseConfig(enabled=True, patience=3, explode_grad_norm=1e4, zero_grad_eps=0.0,
   min_pred_std=1e-4, flag_single_class=False, keep=50)``.
-- ``CollapseDetector(cfg)``: ``observe_step(step, epoch, lr, loss, grad_norm)`` after every optimizer
+- ``CollapseDetector(cfg)``: ``observe_step(step, epoch, lr, loss, grad_norm, group_norms=None)`` after every optimizer
   step and ``observe_validation(step, epoch, lr, probs)`` after every validation pass; each returns
   the event kind or None. ``collapsed`` turns True after ``patience`` consecutive events (counted
   separately for steps and for validation passes). ``report(probs=None)`` is the body of
@@ -14,7 +14,8 @@ Public API
 Event kinds:
 - ``nonfinite_loss``: loss is NaN/inf (the engine skips that optimizer step);
 - ``nonfinite_grad``: finite loss, non-finite gradient norm while no GradScaler handles overflow;
-- ``zero_grad``: gradient norm <= ``zero_grad_eps`` (or no parameter received a gradient);
+- ``zero_grad``: gradient norm <= ``zero_grad_eps`` (or no parameter received a gradient), overall or
+  in any one parameter group (e.g. the fusion layer) while the others still learn;
 - ``exploding_grad``: gradient norm before clipping > ``explode_grad_norm``;
 - ``constant_predictions``: validation probabilities with std < ``min_pred_std`` (or NaN), or, with
   ``flag_single_class``, every validation sample predicted as one class at 0.5. A single-class
@@ -83,8 +84,13 @@ class CollapseDetector:
             self.reason = f"{streak} consecutive collapse events, last: {kind}"
         return kind
 
-    def observe_step(self, step: int, epoch: int, lr: float, loss: float, grad_norm: float | None) -> str | None:
-        """``grad_norm=None`` means not measured (e.g. the GradScaler skipped an overflowing step)."""
+    def observe_step(self, step: int, epoch: int, lr: float, loss: float, grad_norm: float | None,
+                     group_norms: dict[str, float] | None = None) -> str | None:
+        """``grad_norm=None`` means not measured (e.g. the GradScaler skipped an overflowing step).
+
+        ``group_norms`` (parameter group -> gradient norm) also flags a single dead component: a
+        group whose gradient is zero while the others still learn is a ``zero_grad`` event.
+        """
         self.losses.append(loss)
         if grad_norm is not None:
             self.grad_norms.append(grad_norm)
@@ -97,6 +103,10 @@ class CollapseDetector:
             kind, value = "zero_grad", grad_norm
         elif grad_norm is not None and grad_norm > self.cfg.explode_grad_norm:
             kind, value = "exploding_grad", grad_norm
+        elif group_norms:
+            dead = sorted(name for name, norm in group_norms.items() if norm <= self.cfg.zero_grad_eps)
+            if dead:
+                kind, value = "zero_grad", {"groups": dead}
         return self._record(kind, "step_streak", step, epoch, lr, value)
 
     def observe_validation(self, step: int, epoch: int, lr: float, probs: np.ndarray) -> str | None:

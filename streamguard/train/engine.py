@@ -391,7 +391,9 @@ class Trainer:
             self.scheduler.step()
         self.global_step += 1
         measured = None if (self.amp.scaler.is_enabled() and not math.isfinite(norm_v)) else norm_v
-        self.collapse.observe_step(self.global_step, self.epoch + 1, lr, loss_v, measured)
+        # Per-group norms let the detector see one component (e.g. the fusion layer) stop learning.
+        groups = dict(zip(self.group_params, group_v)) if len(group_v) > 1 and measured is not None else None
+        self.collapse.observe_step(self.global_step, self.epoch + 1, lr, loss_v, measured, groups)
         stats["steps"] += 1
         stats["skipped"] += int(skipped)
         stats["lr"] = lr

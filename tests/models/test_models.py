@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 from transformers import RobertaConfig, RobertaModel
@@ -102,3 +104,23 @@ def test_accumulating_two_steps_equals_one_step_on_the_doubled_batch(processed, 
         assert torch.allclose(accumulated[name], grad, atol=1e-7, rtol=1e-4), name
         nonzero += bool(grad.abs().sum() > 0)
     assert nonzero > 20  # real gradients, not an all-zero comparison
+
+
+def test_collapse_detection_watches_each_fusion_component(processed, tmp_path):
+    """A component that stops receiving gradient (here the GNN branch) ends the run as collapsed,
+    though the total gradient norm stays healthy."""
+    data, cfg = processed
+    model = runs.build_model(runs.model_spec("fusion", cfg, data))
+    gnn_encode = model.gnn.encode
+    model.gnn.encode = lambda batch: gnn_encode(batch).detach()  # cut the branch off from the loss
+    collate = FusionCollator(data.pad_id)
+    loaders = {"train": make_loader(data.fusion("train"), 16, seed=0, collate_fn=collate),
+               "val": make_loader(data.fusion("valid"), 16, seed=0, collate_fn=collate)}
+    from streamguard.train.engine import train
+    result = train(model, loaders, runs.make_loss("bce"), TrainConfig(epochs=3, lr=1e-3, patience=0),
+                   tmp_path, RunInfo("fusion_dead_branch", 1), param_groups=runs._fusion_groups(model, cfg))
+    assert result.status == "collapsed"
+    report = json.loads((tmp_path / "collapse_report.json").read_text())
+    assert report["events"][-1]["kind"] == "zero_grad"
+    assert report["events"][-1]["value"] == {"groups": ["gnn"]}
+    assert all(norm > 0 for norm in report["recent_grad_norms"])
