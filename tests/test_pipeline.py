@@ -116,6 +116,25 @@ def test_metrics_show_lists_nine_runs_and_summary_and_noop_repro_is_fast(reprodu
 
 
 @pytest.mark.slow
+def test_changing_epochs_keeps_lr_find_but_model_config_invalidates_it(reproduced):
+    project, _, _ = reproduced
+    original = (project / "params.yaml").read_text()
+
+    def stale_stages(section, key, value):
+        params = yaml.safe_load(original)
+        params[section][key] = value
+        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        return set(json.loads(_run(["dvc", "status", "--json"], project).stdout))
+
+    try:
+        stale = stale_stages("transformer", "epochs", 3)
+        assert "lr_find" not in stale and "train_transformer@42" in stale
+        assert "lr_find" in stale_stages("transformer", "hidden_size", 48)
+    finally:
+        (project / "params.yaml").write_text(original)
+
+
+@pytest.mark.slow
 def test_exp_run_with_another_seed_shows_real_metric_changes(reproduced):
     project, _, _ = reproduced
     proc = _run(["dvc", "exp", "run", "-S", "seed=2025"], project)

@@ -69,3 +69,10 @@ def test_failed_prepare_leaves_previous_output_untouched(processed, tmp_path):
         prepare(cfg, out)
     assert dataset_hash(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl", "processed"]
+
+
+def test_pretrained_tokenizer_by_path(processed, tmp_path):
+    """tokenizer.kind=pretrained loads a tokenizer directory instead of training one."""
+    out, _ = make_processed(tmp_path, **{"tokenizer.kind": "pretrained", "tokenizer.pretrained": str(processed / "tokenizer")})
+    assert read_json(out / "dataset_stats.json")["tokenizer"]["source"] == str(processed / "tokenizer")
+    assert torch.equal(load_torch(out / "tokens" / "train.pt")["input_ids"], load_torch(processed / "tokens" / "train.pt")["input_ids"])

@@ -1,0 +1,56 @@
+import torch
+
+from streamguard.data.datasets import LengthGroupedBatchSampler, TokenCollator, TokenDataset
+from streamguard.data.tokenizer import encode_split, load_tokenizer, train_bpe
+
+
+def _sampler(lengths, seed, weights=None, shuffle=True):
+    gen = torch.Generator().manual_seed(seed)
+    return LengthGroupedBatchSampler(torch.tensor(lengths), 4, gen, weights=weights, window=2, shuffle=shuffle)
+
+
+def test_length_grouped_batches_cover_everything_once_and_group_lengths():
+    lengths = [(i * 37) % 101 + 1 for i in range(64)]
+    batches = list(_sampler(lengths, 0))
+    flat = sorted(i for b in batches for i in b)
+    assert flat == list(range(64)) and len(batches) == 16
+    # Within a window of 8 the batches are sorted by length: padding per batch stays small.
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches)
+    random_spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b)
+                        for b in torch.randperm(64, generator=torch.Generator().manual_seed(1)).view(16, 4).tolist())
+    assert spread < random_spread
+
+
+def test_length_grouped_batches_are_seeded_and_eval_order_is_fixed():
+    lengths = list(range(1, 41))
+    assert list(_sampler(lengths, 3)) == list(_sampler(lengths, 3))
+    assert list(_sampler(lengths, 3)) != list(_sampler(lengths, 4))
+    assert [i for b in _sampler(lengths, 3, shuffle=False) for i in b] == list(range(40))
+
+
+def test_weighted_sampler_balances_classes():
+    labels = torch.tensor([1] * 10 + [0] * 90)
+    weights = (1.0 / torch.bincount(labels).double())[labels]
+    drawn = torch.tensor([i for b in _sampler([5] * 100, 0, weights=weights) for i in b])
+    assert 0.35 < labels[drawn].float().mean().item() < 0.65
+
+
+def test_dynamic_padding_pads_to_the_longest_in_batch():
+    tok = train_bpe(["int main() { return 0; }", "void f(char *s) { puts(s); }"] * 20, 300, 1)
+    packed = encode_split(tok, ["int a;", "int main() { return 0; }"], [0, 1], 64)
+    ds = TokenDataset(packed)
+    batch = TokenCollator(tok.pad_token_id)([ds[0], ds[1]])
+    lengths = packed["lengths"].tolist()
+    assert batch["input_ids"].shape == (2, max(lengths))
+    assert batch["attention_mask"].sum(1).tolist() == lengths
+    assert (batch["input_ids"][0, lengths[0]:] == tok.pad_token_id).all()
+
+
+def test_truncation_keeps_the_end_token_and_counts(tmp_path):
+    tok = train_bpe(["int main() { return 0; }"] * 20, 300, 1)
+    long_code = "int x = " + " + ".join(f"v{i}" for i in range(200)) + ";"
+    packed = encode_split(tok, [long_code, "int a;"], [1, 0], 32)
+    assert int(packed["n_truncated"]) == 1 and packed["lengths"].tolist()[0] == 32
+    assert int(packed["input_ids"][31]) == tok.eos_token_id
+    tok.save_pretrained(str(tmp_path / "tok"))
+    assert load_tokenizer(tmp_path / "tok")("int a;")["input_ids"] == tok("int a;")["input_ids"]
