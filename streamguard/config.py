@@ -157,7 +157,7 @@ class TrainConfig:
     amp: Literal["auto", "off", "fp16", "bf16"] = "auto"
     # Threshold-free ROC-AUC makes a steadier early-stopping signal than F1 at 0.5.
     select_metric: Literal["f1", "roc_auc", "pr_auc", "mcc", "loss"] = "roc_auc"
-    num_workers: int = rng(0, 0, 64)
+    num_workers: Optional[int] = rng(None, 0, 64)  # None: the hardware profile decides
     collapse_patience: int = rng(3, 1)
     explode_grad_norm: float = rng(1e4, 0.0, lo_open=True)
     hardware_override: str = "training_config.json"

@@ -20,7 +20,7 @@ from .data.datasets import (FusionCollator, LengthGroupedBatchSampler, Processed
 from .data.identity import dataset_hash
 from .errors import StreamGuardError
 from .graphs.builder import EDGE_TYPES
-from .graphs.store import GraphStore, graph_statistics
+from .graphs.store import graph_statistics
 from .io import atomic_write, read_json, save_numpy_atomic, write_json_atomic
 from .models.fusion import FusionModel
 from .models.gnn import TaintFlowGNN
@@ -127,8 +127,6 @@ def _split_dataset(data: ProcessedData, kind: str, split: str):
 def _labels(dataset) -> torch.Tensor:
     if isinstance(dataset, Subset):
         return _labels(dataset.dataset)[torch.as_tensor(dataset.indices)]
-    if isinstance(dataset, GraphStore):
-        return dataset.packed["y"]
     return dataset.labels
 
 
@@ -163,7 +161,8 @@ def make_loaders(kind: str, datasets: dict, batch_size: int, seed: int, data: Pr
 def hardware_for(kind: str, cfg: Config):
     sec = _section(cfg, kind)
     return resolve_hardware(kind, requested_batch=sec.batch_size * sec.grad_accum,
-                            profile_values={"amp": cfg.train.amp if cfg.train.amp != "auto" else None},
+                            profile_values={"amp": cfg.train.amp, "num_workers": cfg.train.num_workers},
+                            profile_sources={"amp": "params.yaml:train.amp", "num_workers": "params.yaml:train.num_workers"},
                             override_path=cfg.train.hardware_override)
 
 

@@ -44,11 +44,18 @@ def _parser():
 
 
 def _function_name(node) -> str:
-    decl = node.child_by_field_name("declarator")
-    while decl is not None and decl.type not in ("identifier", "field_identifier"):
-        decl = decl.child_by_field_name("declarator") or next(
-            (c for c in decl.children if c.type in ("identifier", "field_identifier", "function_declarator", "pointer_declarator", "parenthesized_declarator")), None)
-    return decl.text.decode("utf-8", "replace") if decl is not None else "<anonymous>"
+    """The identifier of the function declarator, looking through pointers, parentheses and
+    declarators of functions that return function pointers."""
+    stack = [node.child_by_field_name("declarator")]
+    while stack:
+        decl = stack.pop()
+        if decl is None:
+            continue
+        inner = decl.child_by_field_name("declarator")
+        if decl.type == "function_declarator" and inner is not None and inner.type in ("identifier", "field_identifier"):
+            return inner.text.decode("utf-8", "replace")
+        stack.extend(reversed(decl.named_children))
+    return "<anonymous>"
 
 
 def extract_functions(source: bytes, parser=None) -> list[tuple[str, int, int, str]]:

@@ -115,3 +115,9 @@ def test_dataset_hash_command(trained, capsys):  # noqa: F811
     _, processed, _, _ = trained
     assert main(["dataset-hash", str(processed)]) == 0
     assert capsys.readouterr().out.strip() == dataset_hash(processed)
+
+
+def test_function_names_through_pointer_and_function_pointer_declarators():
+    from streamguard.scan import extract_functions
+    src = b"static char *const *get(int a) { return 0; }\nint (*fp(void))(int) { return 0; }\nvoid plain(void) {}\n"
+    assert [f[:3] for f in extract_functions(src)] == [("get", 1, 1), ("fp", 2, 2), ("plain", 3, 3)]

@@ -88,6 +88,10 @@ class GraphStore(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self._nodes) - 1
 
+    @property
+    def labels(self) -> torch.Tensor:
+        return self.packed["y"]
+
     def __getitem__(self, i: int) -> Data:
         if not -len(self) <= i < len(self):
             raise IndexError(f"graph index {i} out of range for {len(self)} graphs")
