@@ -8,7 +8,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import pathlib
-from typing import Any
+import shutil
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ from torch.utils.data import Subset, WeightedRandomSampler
 from .config import Config
 from .data.datasets import (FusionCollator, LengthGroupedBatchSampler, ProcessedData, TokenCollator, graph_collate)
 from .data.identity import dataset_hash
-from .errors import StreamGuardError
+from .errors import CheckpointError, StreamGuardError
 from .graphs.builder import EDGE_TYPES
 from .graphs.store import graph_statistics
 from .io import atomic_write, read_json, save_numpy_atomic, write_json_atomic
@@ -32,7 +33,8 @@ from .train.hardware import resolve_hardware
 from .train.losses import make_loss
 from .train.lr_cache import LRCache
 from .train.lr_finder import find_lr, save_lr_outputs
-from .train.metrics import compute_metrics
+from .train.metrics import compute_metrics, empty_metrics
+from .train.outputs import build_metrics
 from .train.seeding import make_generator, seed_everything
 
 log = logging.getLogger("streamguard.runs")
@@ -231,6 +233,27 @@ def _run_info(kind: str, cfg: Config, seed: int, ds_hash: str, spec: dict, hw, e
                    config_sources=sources, extra={"model_spec": spec, **extra})
 
 
+def _train_or_restart(build: Callable[[], tuple[nn.Module, list | None]], loaders: dict, loss_fn: nn.Module,
+                      tc: TrainConfig, out: pathlib.Path, info: RunInfo) -> Any:
+    """Train into `out`, resuming a compatible checkpoint left there by an interrupted run.
+
+    DVC keeps run directories between runs (`persist: true`), so a killed stage resumes when re-run.
+    A checkpoint from another config or dataset (the params changed) or a corrupt one is not an error
+    here: the directory is cleared and the run starts over.
+    """
+    model, groups = build()
+    try:
+        return train(model, loaders, loss_fn, tc, out, info, param_groups=groups)
+    except CheckpointError as exc:
+        if not (out / CHECKPOINT_FILE).exists():
+            raise
+        log.warning("%s; starting this run over", exc)
+        shutil.rmtree(out)
+        seed_everything(info.seed)
+        model, groups = build()
+        return train(model, loaders, loss_fn, tc, out, info, param_groups=groups)
+
+
 def train_single(kind: str, cfg: Config, seed: int, outputs: str | pathlib.Path = "training/outputs",
                  processed: str | pathlib.Path = "data/processed", lr_dir: pathlib.Path = LR_DIR) -> Any:
     """Train the transformer or the GNN for one seed into its run directory."""
@@ -238,7 +261,6 @@ def train_single(kind: str, cfg: Config, seed: int, outputs: str | pathlib.Path 
     ds_hash = dataset_hash(processed)
     seed_everything(seed)
     spec = model_spec(kind, cfg, data)
-    model = build_model(spec)
     hw = hardware_for(kind, cfg)
     datasets = {"train": _split_dataset(data, kind, "train"), "val": _split_dataset(data, kind, "valid"),
                 "test": _split_dataset(data, kind, "test")}
@@ -247,8 +269,9 @@ def train_single(kind: str, cfg: Config, seed: int, outputs: str | pathlib.Path 
     loaders = make_loaders(kind, datasets, hw.batch_size, seed, data, weighting["balanced_sampler"], hw.num_workers)
     lr = recommended_lr(kind, lr_dir)
     out = run_dir(outputs, kind, seed)
-    result = train(model, loaders, make_loss_for(kind, cfg, weighting), train_config(kind, cfg, lr, hw), out,
-                   _run_info(kind, cfg, seed, ds_hash, spec, hw, {"class_weighting": weighting, "lr_source": "lr_find"}))
+    result = _train_or_restart(lambda: (build_model(spec), None), loaders, make_loss_for(kind, cfg, weighting),
+                               train_config(kind, cfg, lr, hw), out,
+                               _run_info(kind, cfg, seed, ds_hash, spec, hw, {"class_weighting": weighting, "lr_source": "lr_find"}))
     for name in ("lr_curve.png", "lr_curve.csv"):  # the curve this run's LR came from, beside its results
         src = lr_dir / kind / name
         if src.exists():
@@ -260,15 +283,19 @@ def train_single(kind: str, cfg: Config, seed: int, outputs: str | pathlib.Path 
     return result
 
 
-def _fusion_groups(model: FusionModel, cfg: Config) -> list[ParamGroupSpec]:
+def _lr_mults(cfg: Config) -> dict[str, float]:
     f = cfg.fusion
-    mults = {"transformer": f.lr_mult_transformer, "gnn": f.lr_mult_gnn, "fusion": f.lr_mult_fusion}
+    return {"transformer": f.lr_mult_transformer, "gnn": f.lr_mult_gnn, "fusion": f.lr_mult_fusion}
+
+
+def _fusion_groups(model: FusionModel, cfg: Config) -> list[ParamGroupSpec]:
+    mults = _lr_mults(cfg)
     return [ParamGroupSpec(name, module, mults[name]) for name, module in model.component_modules().items()]
 
 
-def _gradient_stats(history: list[dict], groups: list[ParamGroupSpec]) -> dict:
-    return {"components": [g.name for g in groups], "lr_mult": {g.name: g.lr_mult for g in groups},
-            "epochs": [{"epoch": row["epoch"], **{g.name: row.get(f"grad_norm_{g.name}") for g in groups},
+def _gradient_stats(history: list[dict], mults: dict[str, float]) -> dict:
+    return {"components": list(mults), "lr_mult": mults,
+            "epochs": [{"epoch": row["epoch"], **{name: row.get(f"grad_norm_{name}") for name in mults},
                         "total_before_clip": row.get("grad_norm_before_clip")} for row in history]}
 
 
@@ -306,6 +333,30 @@ def out_of_fold(cfg: Config, seed: int, data: ProcessedData, spec: dict, hw, scr
     return probs.astype(np.float32), folds
 
 
+def _backbone_weights(outputs: str | pathlib.Path, seed: int) -> dict[str, dict] | str:
+    """Both trained branches of `seed`, or the reason they cannot be used."""
+    weights = {}
+    for name in ("transformer", "gnn"):
+        ckpt = run_dir(outputs, name, seed) / CHECKPOINT_FILE
+        if not ckpt.exists():
+            raise StreamGuardError(f"{ckpt}: not found; train the {name} for seed {seed} first (dvc repro train_{name}@{seed})")
+        try:
+            weights[name] = load_best_weights(ckpt)
+        except CheckpointError as exc:
+            return f"the {name} backbone has no usable weights ({exc})"
+    return weights
+
+
+def _write_upstream_collapse(out: pathlib.Path, seed: int, lr: float, reason: str) -> None:
+    """A fusion run whose backbone collapsed is itself a collapsed result, so aggregate still runs."""
+    if out.exists():
+        shutil.rmtree(out)
+    write_json_atomic(out / "collapse_report.json", {"status": "collapsed", "reason": reason})
+    write_json_atomic(out / "metrics.json", build_metrics(MODEL_DIRS["fusion"], seed, "collapsed", lr, None, None, 0,
+                                                          0.0, empty_metrics(), empty_metrics()))
+    log.warning("fusion seed %d not trained: %s", seed, reason)
+
+
 def train_fusion(cfg: Config, seed: int, outputs: str | pathlib.Path = "training/outputs",
                  processed: str | pathlib.Path = "data/processed") -> Any:
     """Fusion from the same seed's trained backbones, then out-of-fold predictions on train."""
@@ -313,24 +364,29 @@ def train_fusion(cfg: Config, seed: int, outputs: str | pathlib.Path = "training
 
     data = ProcessedData(processed)
     ds_hash = dataset_hash(processed)
+    out = run_dir(outputs, "fusion", seed)
+    backbones = _backbone_weights(outputs, seed)
+    if isinstance(backbones, str):
+        _write_upstream_collapse(out, seed, cfg.fusion.base_lr, backbones)
+        return None
     seed_everything(seed)
     spec = model_spec("fusion", cfg, data)
-    model = build_model(spec)
-    for name, branch in (("transformer", model.transformer), ("gnn", model.gnn)):
-        ckpt = run_dir(outputs, name, seed) / CHECKPOINT_FILE
-        branch.load_state_dict(load_best_weights(ckpt))
-    groups = _fusion_groups(model, cfg)
+
+    def build():
+        model = build_model(spec)
+        model.transformer.load_state_dict(backbones["transformer"])
+        model.gnn.load_state_dict(backbones["gnn"])
+        return model, _fusion_groups(model, cfg)
+
     hw = hardware_for("fusion", cfg)
     datasets = {s_out: data.fusion(s_in) for s_out, s_in in (("train", "train"), ("val", "valid"), ("test", "test"))}
     weighting = class_weighting("fusion", cfg, datasets["train"].labels)
     loaders = make_loaders("fusion", datasets, hw.batch_size, seed, data, False, hw.num_workers)
-    out = run_dir(outputs, "fusion", seed)
     tc = train_config("fusion", cfg, cfg.fusion.base_lr, hw)
-    result = train(model, loaders, make_loss_for("fusion", cfg, weighting), tc, out,
-                   _run_info("fusion", cfg, seed, ds_hash, spec, hw,
-                             {"class_weighting": weighting, "branches_from": {n: str(run_dir(outputs, n, seed)) for n in ("transformer", "gnn")}}),
-                   param_groups=groups)
-    write_json_atomic(out / "gradient_stats.json", _gradient_stats(result.history, groups))
+    info = _run_info("fusion", cfg, seed, ds_hash, spec, hw,
+                     {"class_weighting": weighting, "branches_from": {n: str(run_dir(outputs, n, seed)) for n in ("transformer", "gnn")}})
+    result = _train_or_restart(build, loaders, make_loss_for("fusion", cfg, weighting), tc, out, info)
+    write_json_atomic(out / "gradient_stats.json", _gradient_stats(result.history, _lr_mults(cfg)))
 
     with tempfile.TemporaryDirectory(prefix="oof-") as scratch:
         probs, folds = out_of_fold(cfg, seed, data, spec, hw, pathlib.Path(scratch))

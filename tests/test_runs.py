@@ -69,9 +69,38 @@ def test_fusion_trains_from_backbones_and_writes_leak_free_oof(trained, monkeypa
 
 def test_fusion_without_backbones_is_a_clear_error(trained, tmp_path):
     _, processed, cfg, _ = trained
-    from streamguard.errors import CheckpointError
-    with pytest.raises(CheckpointError, match="model_checkpoint.pt"):
+    from streamguard.errors import StreamGuardError
+    with pytest.raises(StreamGuardError, match="model_checkpoint.pt: not found; train the transformer for seed 7 first"):
         runs.train_fusion(cfg, 7, tmp_path / "empty", processed)
+
+
+def test_fusion_over_a_collapsed_backbone_is_a_collapsed_result(trained, tmp_path):
+    """A backbone that collapsed before any epoch has no weights: fusion reports collapsed, exit 0."""
+    import shutil
+    from streamguard.io import load_torch, save_torch_atomic
+    _, processed, cfg, outputs = trained
+    copy = tmp_path / "outputs"
+    shutil.copytree(outputs, copy)
+    ckpt_path = runs.run_dir(copy, "gnn", 42) / "model_checkpoint.pt"
+    ckpt = load_torch(ckpt_path)
+    ckpt["best_model"] = None
+    save_torch_atomic(ckpt_path, ckpt)
+    assert runs.train_fusion(cfg, 42, copy, processed) is None
+    d = runs.run_dir(copy, "fusion", 42)
+    assert read_json(d / "metrics.json")["status"] == "collapsed"
+    assert "gnn backbone has no usable weights" in read_json(d / "collapse_report.json")["reason"]
+
+
+def test_changed_config_restarts_a_kept_run_directory(trained, caplog):
+    """DVC keeps run dirs (persist); a checkpoint from other params starts over instead of failing."""
+    _, processed, cfg, outputs = trained
+    from streamguard.config import load_config
+    from tests.fixtures import TINY
+    other = load_config("params.yaml", overrides={**TINY, "transformer.epochs": 2, "transformer.weight_decay": 0.02})
+    lr_dir = outputs.parent / "lr"
+    result = runs.train_single("transformer", other, 42, outputs, processed, lr_dir=lr_dir)
+    assert result.metrics["epochs_run"] == 2
+    assert "starting this run over" in caplog.text
 
 
 def test_class_weighting_guard_never_compounds():
