@@ -4,11 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Stage commands in dvc.yaml call `python`: make it the venv's.
 export PATH := $(abspath $(BIN)):$(PATH)
-# CPU build by default; on a CUDA machine: make TORCH_SPEC="torch" repro
+# Pinned torch release; on a CUDA machine pick the build you need, e.g. make TORCH_SPEC="torch" repro
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install repro test test-all bench clean
+.PHONY: install repro test clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,9 +24,6 @@ repro: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
-
-test-all: $(STAMP)
-	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 clean:
 	rm -rf $(VENV)

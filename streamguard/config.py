@@ -1,8 +1,8 @@
 """params.yaml -> typed, validated, frozen config.
 
 Every knob in params.yaml is either a value or `null`; `null` means "take it from the profile".
-Profiles (`quick`, the default; `production`, the plan's A100 hyperparameters; `devign-cpu`, real data on
-a CPU in about an hour) live in PROFILES below, so `dvc exp run -S profile=production` switches them
+Profiles (`quick`, the default; `production`, the plan's A100 hyperparameters; `devign-cpu`, model sizes
+for real Devign-sized data on a 2-core CPU, used by bench/bench_devign.py) live in PROFILES below, so `dvc exp run -S profile=production` switches them
 all at once. `Config.sources` records where each resolved value came from.
 
 Errors: an unknown key, a wrong type or an out-of-range value raises ConfigError naming the key.
@@ -211,7 +211,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "data": {"synthetic": {"n_functions": 20_000}},
     },
     "devign-cpu": {
-        # Sized so the nine Devign runs fit in about 40 minutes on a 2-core CPU (bench/bench_devign.py).
+        # Model sizes for the nine Devign runs on a 2-core CPU (bench/bench_devign.py sets the data files).
         "tokenizer": {"vocab_size": 8000, "max_length": 256},
         "graph": {"max_nodes": 48, "max_stmt_tokens": 16},
         "transformer": {"hidden_size": 128, "num_layers": 2, "num_heads": 4, "intermediate_size": 256,
@@ -321,6 +321,9 @@ def _cross_checks(cfg: Config) -> None:
     t = cfg.transformer
     if t.pretrained is None and t.hidden_size % t.num_heads:
         raise ConfigError(f"params.yaml: 'transformer.hidden_size' ({t.hidden_size}) must be divisible by 'transformer.num_heads' ({t.num_heads})")
+    if t.pretrained and cfg.tokenizer.kind != "pretrained":
+        raise ConfigError("params.yaml: 'transformer.pretrained' needs its own tokenizer: set 'tokenizer.kind: pretrained' "
+                          "and 'tokenizer.pretrained' to the same checkpoint")
     if cfg.tokenizer.kind == "pretrained" and not cfg.tokenizer.pretrained:
         raise ConfigError("params.yaml: 'tokenizer.pretrained' must name a path or hub id when 'tokenizer.kind' is pretrained")
     if not cfg.seeds:
@@ -332,6 +335,9 @@ def _cross_checks(cfg: Config) -> None:
         f = cfg.data.files
         if not f.path and not f.train:
             raise ConfigError("params.yaml: 'data.files.train' (official splits) or 'data.files.path' (one file to split) must be set when 'data.source' is files")
+        if f.train and s.test_projects:
+            raise ConfigError("params.yaml: 'data.split.test_projects' cannot be combined with official split files "
+                              "('data.files.train'); use 'data.files.path' for a cross-project split")
         for k in ("code", "label"):
             if k not in f.fields:
                 raise ConfigError(f"params.yaml: 'data.files.fields.{k}' is required")

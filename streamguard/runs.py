@@ -140,7 +140,7 @@ def _lengths(dataset) -> torch.Tensor | None:
 
 
 def make_loaders(kind: str, datasets: dict, batch_size: int, seed: int, data: ProcessedData,
-                 balanced: bool, num_workers: int = 0) -> dict:
+                 balanced: bool, num_workers: int = 0, pin_memory: bool = False) -> dict:
     """train/val/test loaders; token-bearing data get length-grouped batches with dynamic padding."""
     collate = {"transformer": TokenCollator(data.pad_id), "gnn": graph_collate, "fusion": FusionCollator(data.pad_id)}[kind]
     loaders = {}
@@ -151,12 +151,15 @@ def make_loaders(kind: str, datasets: dict, batch_size: int, seed: int, data: Pr
         lengths = _lengths(ds)
         if lengths is not None:
             sampler = LengthGroupedBatchSampler(lengths, batch_size, make_generator(seed + 17), weights=weights, shuffle=train)
-            loaders[split] = make_loader(ds, None, seed=seed, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers)
+            loaders[split] = make_loader(ds, None, seed=seed, batch_sampler=sampler, collate_fn=collate,
+                                         num_workers=num_workers, pin_memory=pin_memory)
         elif weights is not None:
             sampler = WeightedRandomSampler(weights, len(weights), replacement=True, generator=make_generator(seed + 17))
-            loaders[split] = make_loader(ds, batch_size, seed=seed, sampler=sampler, collate_fn=collate, num_workers=num_workers)
+            loaders[split] = make_loader(ds, batch_size, seed=seed, sampler=sampler, collate_fn=collate,
+                                         num_workers=num_workers, pin_memory=pin_memory)
         else:
-            loaders[split] = make_loader(ds, batch_size, shuffle=train, seed=seed, collate_fn=collate, num_workers=num_workers)
+            loaders[split] = make_loader(ds, batch_size, shuffle=train, seed=seed, collate_fn=collate,
+                                         num_workers=num_workers, pin_memory=pin_memory)
     return loaders
 
 
@@ -186,8 +189,11 @@ def lr_find(kind: str, cfg: Config, data: ProcessedData, ds_hash: str, out_dir: 
     spec = model_spec(kind, cfg, data)
     hw = hardware_for(kind, cfg)
     lf = cfg.lr_find
+    # Everything that shapes the curve is in the key; what only matters later (epochs, patience,
+    # warmup) is not, so changing those keeps the cached result.
+    shaping = {k: v for k, v in dataclasses.asdict(sec).items() if k not in ("epochs", "patience", "warmup_ratio")}
     settings = {"steps": lf.steps, "start_lr": lf.start_lr, "end_lr": lf.end_lr, "batch_size": hw.batch_size,
-                "grad_accum": hw.grad_accum, "amp": hw.amp, "lr_range": [sec.lr_min, sec.lr_max]}
+                "grad_accum": hw.grad_accum, "amp": hw.amp, "section": shaping}
     cache = LRCache(lf.cache_dir, ttl_hours=lf.ttl_hours)
 
     def compute():
@@ -266,7 +272,7 @@ def train_single(kind: str, cfg: Config, seed: int, outputs: str | pathlib.Path 
                 "test": _split_dataset(data, kind, "test")}
     weighting = class_weighting(kind, cfg, _labels(datasets["train"]))
     log.info("%s seed %d: class weighting %s", kind, seed, weighting)
-    loaders = make_loaders(kind, datasets, hw.batch_size, seed, data, weighting["balanced_sampler"], hw.num_workers)
+    loaders = make_loaders(kind, datasets, hw.batch_size, seed, data, weighting["balanced_sampler"], hw.num_workers, hw.pin_memory)
     lr = recommended_lr(kind, lr_dir)
     out = run_dir(outputs, kind, seed)
     result = _train_or_restart(lambda: (build_model(spec), None), loaders, make_loss_for(kind, cfg, weighting),
@@ -381,7 +387,7 @@ def train_fusion(cfg: Config, seed: int, outputs: str | pathlib.Path = "training
     hw = hardware_for("fusion", cfg)
     datasets = {s_out: data.fusion(s_in) for s_out, s_in in (("train", "train"), ("val", "valid"), ("test", "test"))}
     weighting = class_weighting("fusion", cfg, datasets["train"].labels)
-    loaders = make_loaders("fusion", datasets, hw.batch_size, seed, data, False, hw.num_workers)
+    loaders = make_loaders("fusion", datasets, hw.batch_size, seed, data, False, hw.num_workers, hw.pin_memory)
     tc = train_config("fusion", cfg, cfg.fusion.base_lr, hw)
     info = _run_info("fusion", cfg, seed, ds_hash, spec, hw,
                      {"class_weighting": weighting, "branches_from": {n: str(run_dir(outputs, n, seed)) for n in ("transformer", "gnn")}})

@@ -36,6 +36,9 @@ def test_explicit_value_beats_profile():
     ({"transformer.lr_min": 1e-2}, "'transformer.lr_min' (0.01) must be <="),
     ({"data.source": "files"}, "'data.files.train'"),
     ({"gnn.balanced_sampler": "yes"}, "'gnn.balanced_sampler' must be true or false"),
+    ({"transformer.pretrained": "microsoft/codebert-base"}, "set 'tokenizer.kind: pretrained'"),
+    ({"data.source": "files", "data.files.train": "t", "data.files.valid": "v", "data.files.test": "x",
+      "data.split.test_projects": ["qemu"]}, "cannot be combined with official split files"),
 ])
 def test_bad_values_name_the_key(override, message):
     with pytest.raises(ConfigError) as err:

@@ -24,11 +24,14 @@ Event kinds:
 from __future__ import annotations
 
 import collections
+import logging
 import dataclasses
 import math
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger("streamguard.train.collapse")
 
 STEP_KINDS = ("nonfinite_loss", "nonfinite_grad", "zero_grad", "exploding_grad")
 VAL_KINDS = ("constant_predictions",)
@@ -80,6 +83,7 @@ class CollapseDetector:
         setattr(self, streak_attr, streak)
         self.total_events += 1
         self.events.append({"kind": kind, "step": int(step), "epoch": int(epoch), "lr": lr, "value": value})
+        log.warning("collapse event %s at step %d (epoch %d, %d in a row): %s", kind, step, epoch, streak, value)
         if streak >= self.cfg.patience and self.reason is None:
             self.reason = f"{streak} consecutive collapse events, last: {kind}"
         return kind

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 def _run(tmp_path, amp, callbacks=()):
     seed_everything(0)
     cfg = TrainConfig(epochs=3, lr=1e-2, amp=amp, device="cuda", max_grad_norm=1.0)
-    return train(MLP(), toy_loaders(0), make_loss("bce"), cfg, tmp_path, RunInfo("gpu", 0), callbacks=callbacks)
+    return train(MLP(), toy_loaders(0), make_loss("bce"), cfg, tmp_path, RunInfo("gpu", 0), epoch_callbacks=callbacks)
 
 
 def test_fp16_with_grad_scaler_trains_without_nan(tmp_path):
