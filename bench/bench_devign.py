@@ -3,6 +3,9 @@
     python bench/bench_devign.py prepare            # full prepare wall time + stage timings
     python bench/bench_devign.py train [--seeds 42 2025 7] [--profile devign-cpu]
                                                     # LR finder, 3 models x seeds, TF-IDF + LR baseline
+    python bench/bench_devign.py report [--profile devign-cpu]
+                                                    # re-score the trained runs: metrics at the tuned
+                                                    # threshold and at 0.5, next to the baseline
 
 Works in bench/work/devign/ (git-ignored) so the repository's own data/processed and training/outputs
 are untouched. Reads ../shared/datasets/devign/ relative to the repository root; exits cleanly with a
@@ -58,7 +61,7 @@ def cmd_prepare(args) -> dict:
     return result
 
 
-def tfidf_baseline(processed: pathlib.Path, seed: int) -> dict:
+def tfidf_baseline(processed: pathlib.Path, seed: int, both: bool = False) -> dict:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
@@ -75,8 +78,12 @@ def tfidf_baseline(processed: pathlib.Path, seed: int) -> dict:
     clf = LogisticRegression(max_iter=2000, C=1.0, random_state=seed)
     clf.fit(vec.fit_transform(xtr), ytr)
     threshold = tune_threshold(yva, clf.predict_proba(vec.transform(xva))[:, 1])
-    test = compute_metrics(yte, clf.predict_proba(vec.transform(xte))[:, 1], threshold=threshold)
-    return {"test": test, "wall_s": time.perf_counter() - t0}
+    probs = clf.predict_proba(vec.transform(xte))[:, 1]
+    test = compute_metrics(yte, probs, threshold=threshold)
+    wall = time.perf_counter() - t0
+    if both:
+        return {"tuned": test, "half": compute_metrics(yte, probs, threshold=0.5), "wall_s": wall}
+    return {"test": test, "wall_s": wall}
 
 
 def cmd_train(args) -> dict:
@@ -136,9 +143,60 @@ def cmd_train(args) -> dict:
     return out
 
 
+def _scores_at_half(outputs: pathlib.Path, processed: pathlib.Path, kind: str, seed: int) -> dict:
+    """Test metrics of a run's best weights at threshold 0.5 (metrics.json holds the tuned threshold)."""
+    from streamguard import runs
+    from streamguard.data.datasets import ProcessedData
+    from streamguard.io import read_json
+    from streamguard.train.engine import CHECKPOINT_FILE, load_best_weights, predict
+    from streamguard.train.metrics import compute_metrics
+
+    rdir = runs.run_dir(outputs, kind, seed)
+    model = runs.build_model(read_json(rdir / "training_metadata.json")["extra"]["model_spec"])
+    model.load_state_dict(load_best_weights(rdir / CHECKPOINT_FILE))
+    data = ProcessedData(processed)
+    ds = runs._split_dataset(data, kind, "test")
+    loader = runs.make_loaders(kind, {"test": ds}, 64, seed, data, False)["test"]
+    pred = predict(model, loader, "cpu")
+    return compute_metrics(pred.labels, pred.probs, threshold=0.5)
+
+
+def cmd_report(args) -> dict:
+    """Mean +- std over seeds at the tuned threshold and at 0.5, next to TF-IDF + LR at both."""
+    from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: F401  (fail early if missing)
+
+    processed = WORK / "processed"
+    outputs = WORK / "outputs" / args.profile
+    saved = json.loads((WORK / f"results_{args.profile}.json").read_text())
+    rows = {}
+    for kind in ("transformer", "gnn", "fusion"):
+        tuned, half = [], []
+        for seed in args.seeds:
+            tuned.append(json.loads((outputs / f"{kind}_v17" / f"seed_{seed}" / "metrics.json").read_text())["test"])
+            half.append(_scores_at_half(outputs, processed, kind, seed))
+        rows[kind] = {"tuned": tuned, "half": half, "wall_s_per_seed": saved["results"][kind]["wall_s_per_seed"]}
+    base = tfidf_baseline(processed, args.seeds[0], both=True)
+
+    def fmt(values):
+        arr = np.array([v for v in values if v is not None], dtype=float)
+        return f"{arr.mean():.3f} +- {arr.std(ddof=1) if len(arr) > 1 else 0.0:.3f}"
+
+    print(f"Devign test split ({sum(1 for _ in open(processed / 'splits' / 'test.jsonl'))} functions), "
+          f"profile {args.profile}, seeds {args.seeds}")
+    print("| model | accuracy @0.5 | accuracy @tuned | F1 @tuned | ROC-AUC | PR-AUC | CPU s per seed |")
+    print("|---|---|---|---|---|---|---|")
+    print(f"| TF-IDF + LR | {base['half']['accuracy']:.3f} | {base['tuned']['accuracy']:.3f} | {base['tuned']['f1']:.3f} "
+          f"| {base['tuned']['roc_auc']:.3f} | {base['tuned']['pr_auc']:.3f} | {base['wall_s']:.0f} |")
+    for kind, r in rows.items():
+        print(f"| {kind} | {fmt([h['accuracy'] for h in r['half']])} | {fmt([t['accuracy'] for t in r['tuned']])} "
+              f"| {fmt([t['f1'] for t in r['tuned']])} | {fmt([t['roc_auc'] for t in r['tuned']])} "
+              f"| {fmt([t['pr_auc'] for t in r['tuned']])} | {r['wall_s_per_seed']:.0f} |")
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["prepare", "train"])
+    parser.add_argument("command", choices=["prepare", "train", "report"])
     parser.add_argument("--profile", default="devign-cpu")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 2025, 7])
     args = parser.parse_args()
@@ -148,7 +206,7 @@ def main() -> int:
     setup_logging()
     logging.getLogger("streamguard.train.hardware").setLevel(logging.WARNING)
     WORK.mkdir(parents=True, exist_ok=True)
-    {"prepare": cmd_prepare, "train": cmd_train}[args.command](args)
+    {"prepare": cmd_prepare, "train": cmd_train, "report": cmd_report}[args.command](args)
     return 0
 
 
