@@ -25,6 +25,10 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 def run(cmd: list[str], cwd: pathlib.Path) -> float:
     env = dict(os.environ, PATH=f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    # `dvc exp run` commits experiments: give git an identity on machines without one.
+    for var in ("GIT_AUTHOR", "GIT_COMMITTER"):
+        env.setdefault(f"{var}_NAME", "StreamGuard test")
+        env.setdefault(f"{var}_EMAIL", "test@streamguard.invalid")
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if proc.returncode:

@@ -41,6 +41,10 @@ def _merge(base: dict, extra: dict) -> dict:
 
 def _run(args, cwd, check=True, **kw):
     env = dict(os.environ, PATH=f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    # `dvc exp run` commits experiments: give git an identity on machines without one.
+    for var in ("GIT_AUTHOR", "GIT_COMMITTER"):
+        env.setdefault(f"{var}_NAME", "StreamGuard test")
+        env.setdefault(f"{var}_EMAIL", "test@streamguard.invalid")
     proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, **kw)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(args)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
