@@ -48,6 +48,7 @@ import tree_sitter_c
 from tree_sitter import Language, Node, Parser
 
 from . import taint
+from .dataflow import forward_fixpoint
 
 EDGE_TYPES = ("ast", "cfg_seq", "cfg_branch", "cfg_loop", "data_dep", "taint")
 AST, CFG_SEQ, CFG_BRANCH, CFG_LOOP, DATA_DEP, TAINT = range(len(EDGE_TYPES))
@@ -775,24 +776,7 @@ def _reaching_definitions(n: int, infos: list[_Info], edges: list[tuple[int, int
         if t != AST:
             preds[d].append(s)
             succs[s].append(d)
-    reach_in = [0] * n
-    reach_out = gen[:]
-    work = deque(range(n))
-    queued = [True] * n
-    while work:
-        i = work.popleft()
-        queued[i] = False
-        x = 0
-        for p in preds[i]:
-            x |= reach_out[p]
-        reach_in[i] = x
-        o = gen[i] | (x & keep[i])
-        if o != reach_out[i]:
-            reach_out[i] = o
-            for s in succs[i]:
-                if not queued[s]:
-                    queued[s] = True
-                    work.append(s)
+    reach_in, _ = forward_fixpoint(preds, succs, lambda i, x: gen[i] | (x & keep[i]), init=gen)
     deps: list[tuple[int, int, str]] = []
     for i, info in enumerate(infos):
         x = reach_in[i]

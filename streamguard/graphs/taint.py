@@ -34,7 +34,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from collections import deque
+
+from .dataflow import forward_fixpoint
 
 BUF, CMD, SQL, FMT = 1, 2, 4, 8
 ALL = BUF | CMD | SQL | FMT
@@ -232,24 +233,8 @@ def propagate(
     for d, u, v in deps:
         into[u].append((d, v))
         succs[d].append(u)
-    incoming = [0] * n
-    out = [0] * n
-    work = deque(range(n))
-    queued = [True] * n
-    while work:
-        i = work.popleft()
-        queued[i] = False
-        m = 0
-        for d, _ in into[i]:
-            m |= out[d]
-        incoming[i] = m
-        o = (ALL if source[i] else m) & ~sanitize[i]
-        if o != out[i]:
-            out[i] = o
-            for s in succs[i]:
-                if not queued[s]:
-                    queued[s] = True
-                    work.append(s)
+    preds = [[d for d, _ in into[u]] for u in range(n)]
+    incoming, out = forward_fixpoint(preds, succs, lambda i, m: (ALL if source[i] else m) & ~sanitize[i])
     # Keep only flows that end in a sink of their class: backward search per class.
     edges: set[tuple[int, int]] = set()
     for cls in TAINT_CLASSES.values():
