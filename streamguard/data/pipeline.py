@@ -62,14 +62,22 @@ def load_splits(cfg: Config) -> tuple[dict[str, list[dict]], dict]:
             records = None
         else:
             records, official = read_records(f.path, **kwargs), None
-    stats.update(read=read.read, skipped_empty=read.skipped_empty, skipped_oversized=read.skipped_oversized,
-                 skipped_examples=read.skipped_lines)
-
-    for recs in (official.values() if official else [records]):
+    def normalized(recs: list[dict]) -> list[dict]:
+        kept = []
         for r in recs:
             r["code"] = clean.normalize_code(r["code"])
-            if len(r["code"]) > d.max_code_chars:  # normalization never grows code; kept for safety
-                raise DataError(f"record {r['id']}: code longer than data.max_code_chars")
+            if r["code"].strip():
+                kept.append(r)
+            else:  # nothing left once comments are gone: a counted skip, like empty code
+                read.skip("empty", r["id"])
+        return kept
+
+    if official:
+        official = {s: normalized(r) for s, r in official.items()}
+    else:
+        records = normalized(records)
+    stats.update(read=read.read, skipped_empty=read.skipped_empty, skipped_oversized=read.skipped_oversized,
+                 skipped_examples=read.skipped_lines)
     if official:
         splits, dd = clean.dedup(official)
         stats["split_method"] = "official"

@@ -76,3 +76,14 @@ def test_pretrained_tokenizer_by_path(processed, tmp_path):
     out, _ = make_processed(tmp_path, **{"tokenizer.kind": "pretrained", "tokenizer.pretrained": str(processed / "tokenizer")})
     assert read_json(out / "dataset_stats.json")["tokenizer"]["source"] == str(processed / "tokenizer")
     assert torch.equal(load_torch(out / "tokens" / "train.pt")["input_ids"], load_torch(processed / "tokens" / "train.pt")["input_ids"])
+
+
+def test_comment_only_functions_are_counted_skips(tmp_path):
+    rows = [{"func": f"int f{i}(int a) {{ return a + {i}; }}", "target": i % 2, "commit_id": f"c{i}"} for i in range(60)]
+    rows.append({"func": "/* nothing but a comment */\n// and another", "target": 1, "commit_id": "cx"})
+    data = tmp_path / "fns.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = tiny_config(**{"data.source": "files", "data.files.path": str(data), "tokenizer.vocab_size": 300})
+    stats = prepare(cfg, tmp_path / "out")
+    assert stats["skipped_empty"] == 1
+    assert sum(v["total"] for v in stats["splits"].values()) == 60
