@@ -372,6 +372,8 @@ def load_config(path: str | pathlib.Path = "params.yaml", overrides: dict | None
         node = params
         *parents, leaf = dotted.split(".")
         for part in parents:
-            node = node.setdefault(part, {}) if isinstance(node.get(part), dict) or part not in node else node[part]
+            if not isinstance(node.get(part), dict):  # absent, or an empty section (None)
+                node[part] = {}
+            node = node[part]
         node[leaf] = value
     return from_dict(params)

@@ -22,7 +22,7 @@ from .data.identity import dataset_hash
 from .errors import CheckpointError, StreamGuardError
 from .graphs.builder import EDGE_TYPES
 from .graphs.store import graph_statistics
-from .io import atomic_write, read_json, save_numpy_atomic, write_json_atomic
+from .io import atomic_write, load_torch, read_json, save_numpy_atomic, write_json_atomic
 from .models.fusion import FusionModel
 from .models.gnn import TaintFlowGNN
 from .models.transformer import TransformerClassifier, build_encoder
@@ -82,10 +82,6 @@ def build_model(spec: dict[str, Any]) -> nn.Module:
 
 # ---------------------------------------------------------------- data, loss, config
 
-def _section(cfg: Config, kind: str):
-    return getattr(cfg, kind)
-
-
 def class_weighting(kind: str, cfg: Config, labels: torch.Tensor) -> dict[str, Any]:
     """The effective class weighting, with a guard so the mechanisms never compound.
 
@@ -96,19 +92,20 @@ def class_weighting(kind: str, cfg: Config, labels: torch.Tensor) -> dict[str, A
     pos = float(labels.sum())
     neg = float(len(labels) - pos)
     inv_freq = neg / pos if pos > 0 and neg > 0 else 1.0
-    sec = _section(cfg, kind)
+    sec = getattr(cfg, kind)
     balanced = bool(getattr(sec, "balanced_sampler", False))
     use_inv = getattr(sec, "loss_weighting", "none") == "inverse_frequency" and not balanced
     mult = float(getattr(sec, "vuln_multiplier", 1.0))
-    return {"balanced_sampler": balanced, "inverse_frequency": inv_freq if use_inv else 1.0,
+    return {"balanced_sampler": balanced, "class_ratio": inv_freq, "inverse_frequency": inv_freq if use_inv else 1.0,
             "vuln_multiplier": mult, "pos_weight": (inv_freq if use_inv else 1.0) * mult,
             "neutralized_by_sampler": balanced and getattr(sec, "loss_weighting", "none") == "inverse_frequency"}
 
 
 def make_loss_for(kind: str, cfg: Config, weighting: dict) -> nn.Module:
     if kind == "gnn":
-        # Focal loss; class balance comes from the sampler (or alpha when the sampler is off).
-        alpha = None if weighting["balanced_sampler"] else weighting["pos_weight"] / (1.0 + weighting["pos_weight"])
+        # Focal loss; class balance comes from the sampler, or from alpha (the negative share) when it is off.
+        ratio = weighting["class_ratio"] * weighting["vuln_multiplier"]
+        alpha = None if weighting["balanced_sampler"] else ratio / (1.0 + ratio)
         return make_loss("focal", focal_gamma=cfg.gnn.focal_gamma, focal_alpha=alpha)
     return make_loss("bce", pos_weight=weighting["pos_weight"])
 
@@ -164,7 +161,7 @@ def make_loaders(kind: str, datasets: dict, batch_size: int, seed: int, data: Pr
 
 
 def hardware_for(kind: str, cfg: Config):
-    sec = _section(cfg, kind)
+    sec = getattr(cfg, kind)
     return resolve_hardware(kind, requested_batch=sec.batch_size * sec.grad_accum,
                             profile_values={"amp": cfg.train.amp, "num_workers": cfg.train.num_workers},
                             profile_sources={"amp": "params.yaml:train.amp", "num_workers": "params.yaml:train.num_workers"},
@@ -172,7 +169,7 @@ def hardware_for(kind: str, cfg: Config):
 
 
 def train_config(kind: str, cfg: Config, lr: float, hw, epochs: int | None = None) -> TrainConfig:
-    sec = _section(cfg, kind)
+    sec = getattr(cfg, kind)
     return TrainConfig(
         epochs=epochs or sec.epochs, lr=lr, weight_decay=sec.weight_decay, warmup_ratio=sec.warmup_ratio,
         grad_accum=hw.grad_accum, max_grad_norm=sec.max_grad_norm, patience=sec.patience,
@@ -185,7 +182,7 @@ def train_config(kind: str, cfg: Config, lr: float, hw, epochs: int | None = Non
 
 def lr_find(kind: str, cfg: Config, data: ProcessedData, ds_hash: str, out_dir: pathlib.Path) -> dict:
     """LR range test through the persistent cache; writes the curve and recommended LR into out_dir."""
-    sec = _section(cfg, kind)
+    sec = getattr(cfg, kind)
     spec = model_spec(kind, cfg, data)
     hw = hardware_for(kind, cfg)
     lf = cfg.lr_find
@@ -220,7 +217,10 @@ def recommended_lr(kind: str, lr_dir: pathlib.Path = LR_DIR) -> float:
     path = lr_dir / kind / "recommended_lr.json"
     if not path.exists():
         raise StreamGuardError(f"{path}: not found; run the lr_find stage first (dvc repro lr_find)")
-    return float(read_json(path)["lr"])
+    try:
+        return float(read_json(path)["lr"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StreamGuardError(f"{path}: field 'lr' unreadable ({exc}); re-run the lr_find stage") from None
 
 
 # ---------------------------------------------------------------- training
@@ -244,9 +244,19 @@ def _train_or_restart(build: Callable[[], tuple[nn.Module, list | None]], loader
     """Train into `out`, resuming a compatible checkpoint left there by an interrupted run.
 
     DVC keeps run directories between runs (`persist: true`), so a killed stage resumes when re-run.
-    A checkpoint from another config or dataset (the params changed) or a corrupt one is not an error
-    here: the directory is cleared and the run starts over.
+    A finished checkpoint is stale (DVC re-runs a stage only when a dependency changed: code,
+    backbones, params), and one from another config or dataset or a corrupt one cannot be resumed:
+    in those cases the directory is cleared and the run starts over.
     """
+    ckpt_path = out / CHECKPOINT_FILE
+    if ckpt_path.exists():
+        try:
+            finished = load_torch(ckpt_path).get("stop_reason") is not None
+        except CheckpointError:
+            finished = True  # unreadable: start over below
+        if finished:
+            log.info("%s holds a finished run; starting this run over", out)
+            shutil.rmtree(out)
     model, groups = build()
     try:
         return train(model, loaders, loss_fn, tc, out, info, param_groups=groups)
@@ -329,7 +339,7 @@ def out_of_fold(cfg: Config, seed: int, data: ProcessedData, spec: dict, hw, scr
         weighting = class_weighting("fusion", cfg, train_ds.labels[fit_idx])
         loaders = make_loaders("fusion", {"train": Subset(train_ds, fit_idx), "val": data.fusion("valid"),
                                           "held": Subset(train_ds, held_idx)},
-                               hw.batch_size, seed * 100 + k, data, False)
+                               hw.batch_size, seed * 100 + k, data, False, hw.num_workers, hw.pin_memory)
         held_loader = loaders.pop("held")
         tc = train_config("fusion", cfg, cfg.fusion.base_lr, hw, epochs=cfg.fusion.oof_epochs)
         train(model, loaders, make_loss_for("fusion", cfg, weighting), tc, scratch / f"fold_{k}",

@@ -6,7 +6,6 @@ prepare stage encoded training data, and scored by the run's best weights at its
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import sys
 from dataclasses import dataclass
@@ -17,8 +16,9 @@ from torch_geometric.data import Batch, Data
 from . import __version__
 from .data.datasets import pad_tokens
 from .data.pipeline import FunctionEncoder
+from .data.identity import dataset_hash
 from .errors import StreamGuardError
-from .io import read_json, write_text_atomic
+from .io import dumps_strict, read_json, write_text_atomic
 from .runs import build_model, run_dir
 from .train.engine import CHECKPOINT_FILE, load_best_weights
 
@@ -89,8 +89,13 @@ class Scorer:
         rdir = run_dir(outputs, model_kind, seed)
         meta_path = rdir / "training_metadata.json"
         if not meta_path.exists():
+            if (rdir / "collapse_report.json").exists():
+                raise StreamGuardError(f"{rdir}: this run collapsed and has no model; use --seed or --model for another run")
             raise StreamGuardError(f"{meta_path}: not found; train the {model_kind} model for seed {seed} first (dvc repro)")
         meta = read_json(meta_path)
+        if meta.get("dataset_hash") != dataset_hash(processed):
+            raise StreamGuardError(f"{processed}: not the data this run was trained on (dataset hash differs from "
+                                   f"{meta_path}); re-run training (dvc repro) or point --processed at that data")
         spec = meta.get("extra", {}).get("model_spec") or meta.get("model_spec")
         if spec is None:
             raise StreamGuardError(f"{meta_path}: field 'model_spec' missing; re-run training")
@@ -99,7 +104,8 @@ class Scorer:
         self.model.load_state_dict(load_best_weights(rdir / CHECKPOINT_FILE))
         self.model.eval()
         metrics = read_json(rdir / "metrics.json")
-        self.threshold = threshold if threshold is not None else (metrics.get("threshold") or 0.5)
+        tuned = metrics.get("threshold")
+        self.threshold = threshold if threshold is not None else (0.5 if tuned is None else tuned)
         self.encoder = FunctionEncoder(processed)
 
     @torch.no_grad()
@@ -161,10 +167,9 @@ def to_sarif(findings: list[Finding], scorer: Scorer) -> dict:
 
 def render(findings: list[Finding], scorer: Scorer, fmt: str) -> str:
     if fmt == "json":
-        return json.dumps({"model": scorer.kind, "threshold": scorer.threshold,
-                           "functions": [f.__dict__ for f in findings]}, indent=2) + "\n"
+        return dumps_strict({"model": scorer.kind, "threshold": scorer.threshold, "functions": findings})
     if fmt == "sarif":
-        return json.dumps(to_sarif(findings, scorer), indent=2) + "\n"
+        return dumps_strict(to_sarif(findings, scorer))
     lines = [f"{'VULN' if f.vulnerable else 'ok  '}  p={f.probability:.3f}  {f.file}:{f.start_line}  {f.function}"
              for f in findings]
     n_vuln = sum(f.vulnerable for f in findings)

@@ -92,7 +92,9 @@ def test_fusion_over_a_collapsed_backbone_is_a_collapsed_result(trained, tmp_pat
 
 
 def test_changed_config_restarts_a_kept_run_directory(trained, caplog):
-    """DVC keeps run dirs (persist); a checkpoint from other params starts over instead of failing."""
+    """DVC keeps run dirs (persist); a finished or foreign checkpoint starts over instead of failing."""
+    import logging
+    caplog.set_level(logging.INFO, logger="streamguard.runs")
     _, processed, cfg, outputs = trained
     from streamguard.config import load_config
     from tests.fixtures import TINY

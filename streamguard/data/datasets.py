@@ -13,6 +13,7 @@ from torch.utils.data import Dataset, Sampler
 from torch_geometric.data import Batch
 
 from ..graphs.store import GraphStore
+from ..errors import DataError
 from ..io import load_torch, read_json
 from .tokenizer import load_tokenizer, token_offsets
 
@@ -59,7 +60,8 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
 
     Each epoch: draw an index order (uniform shuffle, or weighted with replacement when `weights` is
     given, as a balanced sampler), sort each window of `batch_size * window` indices by length, cut
-    into batches, shuffle the batches. Deterministic given the generator's state.
+    into batches, shuffle the batches. Deterministic given the generator's state. Without `shuffle`
+    (evaluation) batches follow dataset order, so predictions can be indexed by sample.
     """
 
     def __init__(self, lengths: torch.Tensor, batch_size: int, generator: torch.Generator,
@@ -81,6 +83,8 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         order = self._order()
+        if not self.shuffle:  # evaluation: dataset order, so predictions line up with sample indices
+            return iter([order[i:i + self.batch_size].tolist() for i in range(0, len(order), self.batch_size)])
         span = self.batch_size * self.window
         batches = []
         for start in range(0, len(order), span):
@@ -133,7 +137,10 @@ class ProcessedData:
 
     def __init__(self, root: str | pathlib.Path = "data/processed"):
         self.root = pathlib.Path(root)
-        self.meta = read_json(self.root / "prepare_meta.json")
+        meta = self.root / "prepare_meta.json"
+        if not meta.exists():
+            raise DataError("not found; run the prepare stage first (dvc repro prepare)", meta)
+        self.meta = read_json(meta)
         self.vocab = read_json(self.root / "graph_vocab.json")
         self._cache: dict = {}
 
@@ -157,4 +164,6 @@ class ProcessedData:
         return FusionDataset(self.tokens(split), self.graphs(split))
 
     def vocab_size(self) -> int:
-        return len(load_tokenizer(self.root / "tokenizer"))
+        if "vocab_size" not in self._cache:
+            self._cache["vocab_size"] = len(load_tokenizer(self.root / "tokenizer"))
+        return self._cache["vocab_size"]

@@ -204,6 +204,8 @@ class FunctionEncoder:
 
     def __init__(self, processed_dir: str | pathlib.Path):
         d = pathlib.Path(processed_dir)
+        if not (d / "prepare_meta.json").exists():
+            raise DataError("not found; run the prepare stage first (dvc repro prepare)", d / "prepare_meta.json")
         self.meta = read_json(d / "prepare_meta.json")
         self.tokenizer = load_tokenizer(d / "tokenizer")
         self.vocab = GraphVocab.from_dict(read_json(d / "graph_vocab.json"))

@@ -62,7 +62,8 @@ def encode_split(tokenizer: PreTrainedTokenizerFast, codes: list[str], labels: l
     short = [i for i, c in enumerate(codes) if len(c) > cut and len(encoded[i]) < max_length + 16]
     for i, ids in zip(short, _encode(tokenizer, [codes[i] for i in short])):
         encoded[i] = ids
-    was_cut = [len(c) > cut for c in codes]
+    re_encoded = set(short)
+    was_cut = [len(c) > cut and i not in re_encoded for i, c in enumerate(codes)]
     eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
     truncated = 0
     chunks = []

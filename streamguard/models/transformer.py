@@ -27,8 +27,8 @@ def build_encoder(vocab_size: int, pad_id: int, max_length: int, hidden_size: in
         vocab_size=vocab_size, hidden_size=hidden_size, num_hidden_layers=num_layers, num_attention_heads=num_heads,
         # No attention dropout: on CPU it materializes a mask as large as the attention matrix.
         intermediate_size=intermediate_size, hidden_dropout_prob=dropout, attention_probs_dropout_prob=0.0,
-        # RoBERTa numbers positions from pad_id + 1, hence the +2.
-        max_position_embeddings=max_length + 2, pad_token_id=pad_id, type_vocab_size=1)
+        # RoBERTa numbers positions from pad_id + 1, so the table needs max_length + pad_id + 1 rows.
+        max_position_embeddings=max_length + pad_id + 1, pad_token_id=pad_id, type_vocab_size=1)
     return RobertaModel(config, add_pooling_layer=False)
 
 

@@ -26,6 +26,8 @@ def test_length_grouped_batches_are_seeded_and_eval_order_is_fixed():
     assert list(_sampler(lengths, 3)) == list(_sampler(lengths, 3))
     assert list(_sampler(lengths, 3)) != list(_sampler(lengths, 4))
     assert [i for b in _sampler(lengths, 3, shuffle=False) for i in b] == list(range(40))
+    # Evaluation keeps dataset order even when lengths are unsorted (OOF predictions index by it).
+    assert [i for b in _sampler(lengths[::-1], 3, shuffle=False) for i in b] == list(range(40))
 
 
 def test_weighted_sampler_balances_classes():
