@@ -123,6 +123,12 @@ def _split_dataset(data: ProcessedData, kind: str, split: str):
     return data.fusion(split)
 
 
+def _run_datasets(data: ProcessedData, kind: str) -> dict:
+    """The engine's train/val/test datasets for one model kind."""
+    return {"train": _split_dataset(data, kind, "train"), "val": _split_dataset(data, kind, "valid"),
+            "test": _split_dataset(data, kind, "test")}
+
+
 def _labels(dataset) -> torch.Tensor:
     if isinstance(dataset, Subset):
         return _labels(dataset.dataset)[torch.as_tensor(dataset.indices)]
@@ -146,17 +152,15 @@ def make_loaders(kind: str, datasets: dict, batch_size: int, seed: int, data: Pr
         labels = _labels(ds)
         weights = _balanced_weights(labels) if (train and balanced) else None
         lengths = _lengths(ds)
+        common = dict(seed=seed, collate_fn=collate, num_workers=num_workers, pin_memory=pin_memory)
         if lengths is not None:
             sampler = LengthGroupedBatchSampler(lengths, batch_size, make_generator(seed + 17), weights=weights, shuffle=train)
-            loaders[split] = make_loader(ds, None, seed=seed, batch_sampler=sampler, collate_fn=collate,
-                                         num_workers=num_workers, pin_memory=pin_memory)
+            loaders[split] = make_loader(ds, None, batch_sampler=sampler, **common)
         elif weights is not None:
             sampler = WeightedRandomSampler(weights, len(weights), replacement=True, generator=make_generator(seed + 17))
-            loaders[split] = make_loader(ds, batch_size, seed=seed, sampler=sampler, collate_fn=collate,
-                                         num_workers=num_workers, pin_memory=pin_memory)
+            loaders[split] = make_loader(ds, batch_size, sampler=sampler, **common)
         else:
-            loaders[split] = make_loader(ds, batch_size, shuffle=train, seed=seed, collate_fn=collate,
-                                         num_workers=num_workers, pin_memory=pin_memory)
+            loaders[split] = make_loader(ds, batch_size, shuffle=train, **common)
     return loaders
 
 
@@ -278,8 +282,7 @@ def train_single(kind: str, cfg: Config, seed: int, outputs: str | pathlib.Path 
     seed_everything(seed)
     spec = model_spec(kind, cfg, data)
     hw = hardware_for(kind, cfg)
-    datasets = {"train": _split_dataset(data, kind, "train"), "val": _split_dataset(data, kind, "valid"),
-                "test": _split_dataset(data, kind, "test")}
+    datasets = _run_datasets(data, kind)
     weighting = class_weighting(kind, cfg, _labels(datasets["train"]))
     log.info("%s seed %d: class weighting %s", kind, seed, weighting)
     loaders = make_loaders(kind, datasets, hw.batch_size, seed, data, weighting["balanced_sampler"], hw.num_workers, hw.pin_memory)
@@ -395,7 +398,7 @@ def train_fusion(cfg: Config, seed: int, outputs: str | pathlib.Path = "training
         return model, _fusion_groups(model, cfg)
 
     hw = hardware_for("fusion", cfg)
-    datasets = {s_out: data.fusion(s_in) for s_out, s_in in (("train", "train"), ("val", "valid"), ("test", "test"))}
+    datasets = _run_datasets(data, "fusion")
     weighting = class_weighting("fusion", cfg, datasets["train"].labels)
     loaders = make_loaders("fusion", datasets, hw.batch_size, seed, data, False, hw.num_workers, hw.pin_memory)
     tc = train_config("fusion", cfg, cfg.fusion.base_lr, hw)
