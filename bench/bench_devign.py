@@ -27,21 +27,24 @@ DEVIGN = REPO.parent / "shared" / "datasets" / "devign"
 WORK = REPO / "bench" / "work" / "devign"
 sys.path.insert(0, str(REPO))
 
-from streamguard.config import load_config  # noqa: E402
+from streamguard.config import compose_params, from_dict  # noqa: E402
+from streamguard.kinds import registry  # noqa: E402
 from streamguard.runner import setup_logging  # noqa: E402
 
 METRICS = ("accuracy", "f1", "roc_auc", "pr_auc")
 
 
 def devign_config(profile: str):
-    return load_config(REPO / "params.yaml", overrides={
+    """What `dvc exp run -S profile=... -S data.source=files ...` would compose into params.yaml."""
+    params = compose_params({
         "profile": profile,
         "data.source": "files",
         "data.files.train": str(DEVIGN / "train.jsonl.gz"),
         "data.files.valid": str(DEVIGN / "valid.jsonl.gz"),
         "data.files.test": str(DEVIGN / "test.jsonl.gz"),
         "lr_find.cache_dir": str(WORK / "lr_cache"),
-    })
+    }, conf_dir=REPO / "conf")
+    return from_dict(params, kinds=registry())
 
 
 def cmd_prepare(args) -> dict:
@@ -62,9 +65,7 @@ def cmd_prepare(args) -> dict:
 
 
 def tfidf_baseline(processed: pathlib.Path, seed: int, both: bool = False) -> dict:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
+    from streamguard.baselines.tfidf import fit_predict
     from streamguard.train.metrics import compute_metrics, tune_threshold
 
     def load(split):
@@ -73,12 +74,9 @@ def tfidf_baseline(processed: pathlib.Path, seed: int, both: bool = False) -> di
 
     t0 = time.perf_counter()
     (xtr, ytr), (xva, yva), (xte, yte) = load("train"), load("valid"), load("test")
-    vec = TfidfVectorizer(token_pattern=r"[A-Za-z_]\w*|\d+|->|\+\+|--|<<|>>|[<>=!]=|&&|\|\||[^\s\w]",
-                          ngram_range=(1, 2), min_df=2, max_features=200_000, sublinear_tf=True, lowercase=False)
-    clf = LogisticRegression(max_iter=2000, C=1.0, random_state=seed)
-    clf.fit(vec.fit_transform(xtr), ytr)
-    threshold = tune_threshold(yva, clf.predict_proba(vec.transform(xva))[:, 1])
-    probs = clf.predict_proba(vec.transform(xte))[:, 1]
+    scores = fit_predict(xtr, ytr, {"valid": xva, "test": xte}, seed)
+    threshold = tune_threshold(yva, scores["valid"])
+    probs = scores["test"]
     test = compute_metrics(yte, probs, threshold=threshold)
     wall = time.perf_counter() - t0
     if both:
@@ -101,17 +99,15 @@ def cmd_train(args) -> dict:
     ds_hash = dataset_hash(processed)
     timings: dict[str, list[float]] = {"lr_find": []}
     t = time.perf_counter()
-    for kind in ("transformer", "gnn"):
-        runs.lr_find(kind, cfg, data, ds_hash, lr_dir / kind)
+    for kind in runs.kind_names():
+        if runs.get_kind(kind).uses_lr_finder:
+            runs.lr_find(kind, cfg, data, ds_hash, lr_dir / kind)
     timings["lr_find"].append(time.perf_counter() - t)
-    results: dict[str, list[dict]] = {"transformer": [], "gnn": [], "fusion": []}
+    results: dict[str, list[dict]] = {kind: [] for kind in runs.kind_names()}
     for seed in args.seeds:
-        for kind in ("transformer", "gnn", "fusion"):
+        for kind in runs.kind_names():
             t = time.perf_counter()
-            if kind == "fusion":
-                runs.train_fusion(cfg, seed, outputs, processed)
-            else:
-                runs.train_single(kind, cfg, seed, outputs, processed, lr_dir=lr_dir)
+            runs.train_run(kind, cfg, seed, outputs, processed, lr_dir=lr_dir)
             timings.setdefault(kind, []).append(time.perf_counter() - t)
             metrics = json.loads((runs.run_dir(outputs, kind, seed) / "metrics.json").read_text())
             results[kind].append(metrics)
@@ -136,7 +132,7 @@ def cmd_train(args) -> dict:
     (WORK / f"results_{args.profile}.json").write_text(json.dumps(out, indent=2))
     print(f"\nDevign test split, profile {args.profile}, seeds {args.seeds} (mean +- std)")
     print(f"{'model':<12}" + "".join(f"{m:>18}" for m in METRICS) + f"{'CPU s/seed':>12}")
-    for kind in ("tfidf_lr", "transformer", "gnn", "fusion"):
+    for kind in ("tfidf_lr", *runs.kind_names()):
         row = table[kind]
         cells = "".join(f"{row[m][0]:>11.4f} +-{row[m][1]:.3f}" if row[m][0] is not None else f"{'n/a':>18}" for m in METRICS)
         print(f"{kind:<12}{cells}{row['wall_s_per_seed']:>12}")
@@ -147,32 +143,34 @@ def _scores_at_half(outputs: pathlib.Path, processed: pathlib.Path, kind: str, s
     """Test metrics of a run's best weights at threshold 0.5 (metrics.json holds the tuned threshold)."""
     from streamguard import runs
     from streamguard.data.datasets import ProcessedData
-    from streamguard.io import read_json
+    from streamguard.train.checkpoint import load_model_spec
     from streamguard.train.engine import CHECKPOINT_FILE, load_best_weights, predict
     from streamguard.train.metrics import compute_metrics
 
-    rdir = runs.run_dir(outputs, kind, seed)
-    model = runs.build_model(read_json(rdir / "training_metadata.json")["extra"]["model_spec"])
-    model.load_state_dict(load_best_weights(rdir / CHECKPOINT_FILE))
+    ckpt = runs.run_dir(outputs, kind, seed) / CHECKPOINT_FILE
+    model = runs.build_model(load_model_spec(ckpt))
+    model.load_state_dict(load_best_weights(ckpt))
     data = ProcessedData(processed)
-    ds = runs._split_dataset(data, kind, "test")
-    loader = runs.make_loaders(kind, {"test": ds}, 64, seed, data, False)["test"]
+    ds = runs.get_kind(kind).dataset(data, "test")
+    loader = runs.make_loaders(runs.get_kind(kind), {"test": ds}, 64, seed, data.pad_id, False)["test"]
     pred = predict(model, loader, "cpu")
     return compute_metrics(pred.labels, pred.probs, threshold=0.5)
 
 
 def cmd_report(args) -> dict:
     """Mean +- std over seeds at the tuned threshold and at 0.5, next to TF-IDF + LR at both."""
-    from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: F401  (fail early if missing)
+    import streamguard.baselines.tfidf  # noqa: F401  (fail early if scikit-learn is missing)
 
     processed = WORK / "processed"
     outputs = WORK / "outputs" / args.profile
     saved = json.loads((WORK / f"results_{args.profile}.json").read_text())
     rows = {}
-    for kind in ("transformer", "gnn", "fusion"):
+    from streamguard import runs
+
+    for kind in runs.kind_names():
         tuned, half = [], []
         for seed in args.seeds:
-            tuned.append(json.loads((outputs / f"{kind}_v17" / f"seed_{seed}" / "metrics.json").read_text())["test"])
+            tuned.append(json.loads((runs.run_dir(outputs, kind, seed) / "metrics.json").read_text())["test"])
             half.append(_scores_at_half(outputs, processed, kind, seed))
         rows[kind] = {"tuned": tuned, "half": half, "wall_s_per_seed": saved["results"][kind]["wall_s_per_seed"]}
     base = tfidf_baseline(processed, args.seeds[0], both=True)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from streamguard.train.engine import RunInfo, TrainConfig, Trainer, make_loader
+from streamguard.train.engine import LoopConfig, RunInfo, Trainer, make_loader
 from streamguard.train.losses import make_loss
 from streamguard.train.optim import build_optimizer, build_scheduler
 from streamguard.train.seeding import seed_everything
@@ -59,7 +59,7 @@ def main() -> None:
     y = (x[:, 0] + x[:, 1] > 0).float()
     dataset = TensorDataset(x, y)
     loss_fn = make_loss("bce")
-    cfg = TrainConfig(epochs=args.reps + 1, lr=1e-3, device=args.device, amp="fp32", progress=False)
+    cfg = LoopConfig(epochs=args.reps + 1, lr=1e-3, device=args.device, amp="fp32", progress=False)
 
     engine_model = Net(args.dim, args.hidden)
     hand_model = copy.deepcopy(engine_model).to(device)

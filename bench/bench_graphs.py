@@ -24,7 +24,8 @@ import time
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from streamguard.graphs.builder import EDGE_TYPES, build_statement_graph  # noqa: E402
+from streamguard.graphs.builder import build_statement_graph  # noqa: E402
+from streamguard.graphs.graph import EDGE_TYPES  # noqa: E402
 from streamguard.graphs.parallel import available_cpus, build_graphs, gc_paused  # noqa: E402
 from streamguard.io import write_json_atomic  # noqa: E402
 

@@ -67,8 +67,8 @@ def main() -> int:
     for rel in (".dvc/cache", "data/processed", "training/outputs", "training/lr_find"):
         shutil.rmtree(project / rel, ignore_errors=True)
     figures["rerun_with_lr_cache_s"] = run(["dvc", "repro"], project)
-    hits = [json.loads((project / "training" / "lr_find" / m / "recommended_lr.json").read_text())["cache"]["hit"]
-            for m in ("transformer", "gnn")]
+    hits = [json.loads(path.read_text())["cache"]["hit"]
+            for path in sorted((project / "training" / "lr_find").glob("*/recommended_lr.json"))]
     figures["lr_cache_hit_rate"] = sum(hits) / len(hits)
     summary = json.loads((project / "training" / "outputs" / "production_summary" / "production_summary.json").read_text())
     figures["test_mean"] = {name: {m: model.get(f"mean_{m}") for m in ("accuracy", "f1", "roc_auc")}

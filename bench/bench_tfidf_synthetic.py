@@ -18,23 +18,11 @@ import re
 import time
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 from sklearn.model_selection import GroupShuffleSplit
 
+from streamguard.baselines.tfidf import fit_predict
 from streamguard.data.synthetic import generate
-
-# identifiers, numbers, two-char operators, then any single punctuation character
-TOKEN_PATTERN = r"[A-Za-z_]\w*|\d+|->|\+\+|--|<<|>>|[<>=!]=|&&|\|\||[^\s\w]"
-
-
-def tfidf_lr(train_codes, train_y, test_codes, seed):
-    vec = TfidfVectorizer(token_pattern=TOKEN_PATTERN, ngram_range=(1, 2), min_df=2, sublinear_tf=True,
-                          lowercase=False)
-    clf = LogisticRegression(max_iter=5000, C=1.0, random_state=seed)
-    clf.fit(vec.fit_transform(train_codes), train_y)
-    return clf.predict_proba(vec.transform(test_codes))[:, 1]
 
 
 # --- flow-aware side: rules over streamguard.graphs statement graphs ---------------------------------
@@ -118,7 +106,7 @@ def main() -> None:
     train, test = next(split.split(codes, y, groups))
     test_y = y[test]
 
-    proba = tfidf_lr([codes[i] for i in train], y[train], [codes[i] for i in test], args.seed)
+    proba = fit_predict([codes[i] for i in train], y[train], {"test": [codes[i] for i in test]}, args.seed)["test"]
     tfidf_pred = (proba >= 0.5).astype(int)
     start = time.perf_counter()
     flows = flow_rules([codes[i] for i in test])

@@ -1,15 +1,17 @@
-"""DVC stage `aggregate`: nine run dirs -> training/outputs/production_summary/."""
+"""DVC stage `aggregate`: every run directory -> paths.summary (production_summary/)."""
 import logging
 import sys
 
 from streamguard.config import load_config
+from streamguard.kinds import get_kind, kind_names
 from streamguard.report import aggregate
 from streamguard.runner import guarded
 
 
 def main() -> None:
     cfg = load_config("params.yaml")
-    summary = aggregate("training/outputs", "training/outputs/production_summary", seeds=cfg.seeds)
+    models = [get_kind(name).output_dir for name in kind_names()]
+    summary = aggregate(cfg.paths.outputs, cfg.paths.summary, seeds=cfg.seeds, models=models)
     logging.getLogger("streamguard.stages").info(
         "aggregate: best model %s (mean F1 %s)", summary["best_overall_model"], summary["best_overall_f1"])
 

@@ -1,19 +1,21 @@
-"""DVC stage `lr_find`: LR range test (cached) for the transformer and the GNN -> training/lr_find/."""
+"""DVC stage `lr_find`: LR range test (cached) for every kind that takes its LR from it -> paths.lr_find."""
+import pathlib
 import sys
 
-from streamguard.config import load_config
 from streamguard.data.datasets import ProcessedData
 from streamguard.data.identity import dataset_hash
+from streamguard.kinds import get_kind, kind_names, load_config
 from streamguard.runner import guarded
-from streamguard.runs import LR_DIR, lr_find
+from streamguard.runs import lr_find
 
 
 def main() -> None:
     cfg = load_config("params.yaml")
-    data = ProcessedData("data/processed")
-    ds_hash = dataset_hash("data/processed")
-    for kind in ("transformer", "gnn"):
-        lr_find(kind, cfg, data, ds_hash, LR_DIR / kind)
+    data = ProcessedData(cfg.paths.processed)
+    ds_hash = dataset_hash(cfg.paths.processed)
+    for name in kind_names():
+        if get_kind(name).uses_lr_finder:
+            lr_find(name, cfg, data, ds_hash, pathlib.Path(cfg.paths.lr_find) / name)
 
 
 if __name__ == "__main__":

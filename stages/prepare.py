@@ -1,4 +1,4 @@
-"""DVC stage `prepare`: params.yaml (seed, data, tokenizer, graph) -> data/processed/."""
+"""DVC stage `prepare`: params.yaml (seed, data, tokenizer, graph) -> paths.processed (data/processed/)."""
 import logging
 import sys
 
@@ -6,12 +6,10 @@ from streamguard.config import load_config
 from streamguard.data.pipeline import prepare
 from streamguard.runner import guarded
 
-OUT = "data/processed"
-
 
 def main() -> None:
     cfg = load_config("params.yaml")
-    stats = prepare(cfg, OUT)
+    stats = prepare(cfg, cfg.paths.processed)
     sizes = {s: v["total"] for s, v in stats["splits"].items()}
     logging.getLogger("streamguard.stages").info(
         "prepare: %s samples %s, %d duplicates and %d conflicting removed, %.1f s", stats["source"], sizes,

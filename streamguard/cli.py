@@ -4,6 +4,7 @@
     streamguard validate-outputs [--root training/outputs]
     streamguard lr-cache list|clear [--model transformer|gnn] [--dir training/cache/lr_finder]
     streamguard dataset-hash [PATH]
+    streamguard params [-S key=value ...] [--conf conf] [--output params.yaml]
 
 Errors print as one line and exit 2.
 """
@@ -46,6 +47,15 @@ def _cmd_dataset_hash(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_params(args: argparse.Namespace) -> int:
+    from .config import compose_params, write_params
+
+    params = compose_params(args.set_param, conf_dir=args.conf)
+    write_params(args.output, params)
+    print(f"wrote {args.output} from {args.conf}/ ({', '.join(args.set_param) or 'no overrides'})")
+    return 0
+
+
 def _cmd_scan(args: argparse.Namespace) -> int:
     from .scan import run_scan
 
@@ -59,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan = sub.add_parser("scan", help="score every C function under a file or directory")
     scan.add_argument("path")
     scan.add_argument("--format", choices=["text", "json", "sarif"], default="text")
-    scan.add_argument("--model", choices=["transformer", "gnn", "fusion"], default="fusion")
+    scan.add_argument("--model", default="fusion", help="model kind (transformer, gnn, fusion, or any registered kind)")
     scan.add_argument("--seed", type=int, default=None, help="run to use (default: best seed from the summary, else 42)")
     scan.add_argument("--threshold", type=float, default=None, help="default: the run's tuned threshold")
     scan.add_argument("--outputs", default="training/outputs")
@@ -80,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     ds = sub.add_parser("dataset-hash", help="the DVC md5 of data/processed (as in dvc.lock)")
     ds.add_argument("path", nargs="?", default="data/processed")
     ds.set_defaults(func=_cmd_dataset_hash)
+    params = sub.add_parser("params", help="write params.yaml from conf/ as `dvc exp run -S` composes it")
+    params.add_argument("-S", "--set-param", action="append", default=[], metavar="KEY=VALUE",
+                        help="Hydra override, e.g. profile=production or seed=7 (repeatable)")
+    params.add_argument("--conf", default="conf")
+    params.add_argument("--output", "-o", default="params.yaml")
+    params.set_defaults(func=_cmd_params)
     return parser
 
 

@@ -18,11 +18,11 @@ from .data.datasets import pad_tokens
 from .data.pipeline import FunctionEncoder
 from .data.identity import dataset_hash
 from .errors import StreamGuardError
+from .graphs.languages import extract_functions, language_for_path
 from .io import dumps_strict, read_json, write_text_atomic
-from .runs import build_model, run_dir
-from .train.engine import CHECKPOINT_FILE, load_best_weights
-
-C_SUFFIXES = {".c", ".h", ".cc", ".cpp", ".cxx", ".hpp", ".hh"}
+from .kinds import build_model, get_kind
+from .runs.setup import run_dir
+from .train.checkpoint import CHECKPOINT_FILE, load_best_weights, load_model_spec
 
 
 @dataclass
@@ -36,50 +36,13 @@ class Finding:
     parse_ok: bool
 
 
-def _parser():
-    import tree_sitter_c
-    from tree_sitter import Language, Parser
-
-    return Parser(Language(tree_sitter_c.language()))
-
-
-def _function_name(node) -> str:
-    """The identifier of the function declarator, looking through pointers, parentheses and
-    declarators of functions that return function pointers."""
-    stack = [node.child_by_field_name("declarator")]
-    while stack:
-        decl = stack.pop()
-        if decl is None:
-            continue
-        inner = decl.child_by_field_name("declarator")
-        if decl.type == "function_declarator" and inner is not None and inner.type in ("identifier", "field_identifier"):
-            return inner.text.decode("utf-8", "replace")
-        stack.extend(reversed(decl.named_children))
-    return "<anonymous>"
-
-
-def extract_functions(source: bytes, parser=None) -> list[tuple[str, int, int, str]]:
-    """(name, start_line, end_line, code) of every function definition, in file order (1-based lines)."""
-    parser = parser or _parser()
-    tree = parser.parse(source)
-    found = []
-    stack = [tree.root_node]
-    while stack:
-        node = stack.pop()
-        if node.type == "function_definition":
-            code = source[node.start_byte:node.end_byte].decode("utf-8", "replace")
-            found.append((_function_name(node), node.start_point[0] + 1, node.end_point[0] + 1, code))
-            continue
-        stack.extend(reversed(node.children))
-    return found
-
-
-def iter_sources(path: pathlib.Path) -> list[pathlib.Path]:
+def iter_sources(path: pathlib.Path, language: str = "c") -> list[pathlib.Path]:
+    """The file itself, or every file under a directory whose suffix belongs to `language`."""
     if not path.exists():
         raise StreamGuardError(f"{path}: no such file or directory")
     if path.is_file():
         return [path]
-    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in C_SUFFIXES)
+    return sorted(p for p in path.rglob("*") if p.is_file() and getattr(language_for_path(p), "name", None) == language)
 
 
 class Scorer:
@@ -96,12 +59,10 @@ class Scorer:
         if meta.get("dataset_hash") != dataset_hash(processed):
             raise StreamGuardError(f"{processed}: not the data this run was trained on (dataset hash differs from "
                                    f"{meta_path}); re-run training (dvc repro) or point --processed at that data")
-        spec = meta.get("extra", {}).get("model_spec") or meta.get("model_spec")
-        if spec is None:
-            raise StreamGuardError(f"{meta_path}: field 'model_spec' missing; re-run training")
         self.kind = model_kind
-        self.model = build_model(spec)
-        self.model.load_state_dict(load_best_weights(rdir / CHECKPOINT_FILE))
+        ckpt = rdir / CHECKPOINT_FILE  # holds the model spec beside the weights: it alone rebuilds the model
+        self.model = build_model(load_model_spec(ckpt))
+        self.model.load_state_dict(load_best_weights(ckpt))
         self.model.eval()
         metrics = read_json(rdir / "metrics.json")
         tuned = metrics.get("threshold")
@@ -118,7 +79,7 @@ class Scorer:
             oks.append(ok)
         tokens = pad_tokens(ids, self.encoder.meta["pad_id"])
         graph = Batch.from_data_list(graphs)
-        batch = {"transformer": tokens, "gnn": graph, "fusion": {"tokens": tokens, "graph": graph}}[self.kind]
+        batch = get_kind(self.kind).batch(tokens, graph)
         probs = torch.sigmoid(self.model(batch).float()).tolist()
         return probs, oks
 
@@ -126,7 +87,7 @@ class Scorer:
 def _default_seed(outputs: str, model_kind: str) -> int:
     summary = pathlib.Path(outputs) / "production_summary" / "production_summary.json"
     if summary.exists():
-        best = read_json(summary).get("models", {}).get(f"{model_kind}_v17", {}).get("best_seed")
+        best = read_json(summary).get("models", {}).get(get_kind(model_kind).output_dir, {}).get("best_seed")
         if isinstance(best, int):
             return best
     return 42
@@ -136,11 +97,10 @@ def scan_path(path: str, model_kind: str = "fusion", seed: int | None = None, ou
               processed: str = "data/processed", threshold: float | None = None, batch_size: int = 32) -> tuple[list[Finding], Scorer]:
     seed = _default_seed(outputs, model_kind) if seed is None else seed
     scorer = Scorer(model_kind, seed, outputs, processed, threshold)
-    parser = _parser()
     root = pathlib.Path(path)
     findings: list[Finding] = []
-    for file in iter_sources(root):
-        functions = extract_functions(file.read_bytes(), parser)
+    for file in iter_sources(root, scorer.encoder.language):
+        functions = extract_functions(file.read_bytes(), scorer.encoder.language)
         for start in range(0, len(functions), batch_size):
             chunk = functions[start:start + batch_size]
             probs, oks = scorer.score([f[3] for f in chunk])

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pathlib
 
-from streamguard.config import load_config
+from streamguard.config import apply_overrides, from_dict
+from streamguard.kinds import registry
 from streamguard.data.pipeline import prepare
 
 TINY = {
@@ -23,7 +24,8 @@ TINY = {
 
 
 def tiny_config(**overrides):
-    return load_config("params.yaml", overrides={**TINY, **overrides})
+    """A tiny quick-profile config that does not depend on the working params.yaml."""
+    return from_dict(apply_overrides({}, {**TINY, **overrides}), kinds=registry())
 
 
 def make_processed(root: pathlib.Path, **overrides) -> tuple[pathlib.Path, object]:

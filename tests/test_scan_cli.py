@@ -8,8 +8,6 @@ from streamguard.cli import main
 from streamguard.data.identity import dataset_hash
 from streamguard.io import write_json_atomic
 
-from .test_runs import trained  # noqa: F401  (module fixture: tiny trained transformer + GNN)
-
 SOURCE_A = """
 #include <string.h>
 static int add(int a, int b) { return a + b; }
@@ -23,10 +21,10 @@ SOURCE_B = "int main(int argc, char **argv) { return argc > 1; }\n"
 
 
 @pytest.fixture(scope="module")
-def fused(trained):  # noqa: F811
+def fused(trained):  # `trained` comes from tests/conftest.py
     root, processed, cfg, outputs = trained
     if not (runs.run_dir(outputs, "fusion", 42) / "metrics.json").exists():
-        runs.train_fusion(cfg, 42, outputs, processed)
+        runs.train_run("fusion", cfg, 42, outputs, processed)
     return processed, outputs
 
 
@@ -111,13 +109,13 @@ def test_lr_cache_list_and_clear(tmp_path, capsys):
     assert "1 entry" in capsys.readouterr().out
 
 
-def test_dataset_hash_command(trained, capsys):  # noqa: F811
+def test_dataset_hash_command(trained, capsys):
     _, processed, _, _ = trained
     assert main(["dataset-hash", str(processed)]) == 0
     assert capsys.readouterr().out.strip() == dataset_hash(processed)
 
 
 def test_function_names_through_pointer_and_function_pointer_declarators():
-    from streamguard.scan import extract_functions
+    from streamguard.graphs.languages import extract_functions
     src = b"static char *const *get(int a) { return 0; }\nint (*fp(void))(int) { return 0; }\nvoid plain(void) {}\n"
     assert [f[:3] for f in extract_functions(src)] == [("get", 1, 1), ("fp", 2, 2), ("plain", 3, 3)]

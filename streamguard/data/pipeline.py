@@ -12,7 +12,7 @@ everything succeeded, so a failure never leaves a half-written `data/processed/`
     tokens/{split}.pt                 flat int32 ids + lengths + labels
     graphs/{split}.pt                 packed statement graphs (see graphs.store)
     graph_vocab.json                  node-feature vocabularies (train split only)
-    prepare_meta.json                 settings that inference must reuse (max_length, max_nodes, ...)
+    prepare_meta.json                 settings that inference must reuse (max_length, max_nodes, language, ...)
     dataset_stats.json                counts, duplicates, skips, parse failures, truncation, graph stats
 """
 from __future__ import annotations
@@ -32,6 +32,7 @@ from ..config import Config
 from ..errors import DataError
 from ..graphs.builder import build_statement_graph
 from ..graphs.features import GraphVocab, encode_graph, encode_graphs
+from ..graphs.languages import LANGUAGES
 from ..graphs.parallel import build_graphs
 from ..graphs.store import graph_statistics, pack_graphs
 from ..io import read_json, save_torch_atomic, write_json_atomic, write_text_atomic
@@ -176,7 +177,8 @@ def _prepare_into(cfg: Config, out: pathlib.Path) -> dict:
 
     t = time.perf_counter()
     g = cfg.graph
-    graphs = {s: build_graphs([r["code"] for r in splits[s]], g.max_nodes, workers=g.workers) for s in SPLITS}
+    graphs = {s: build_graphs([r["code"] for r in splits[s]], g.max_nodes, workers=g.workers, language=g.language)
+              for s in SPLITS}
     timings["build_graphs"] = round(time.perf_counter() - t, 3)
     t = time.perf_counter()
     vocab = GraphVocab.fit(graphs["train"], min_freq=g.min_feature_freq)
@@ -194,7 +196,7 @@ def _prepare_into(cfg: Config, out: pathlib.Path) -> dict:
 
     write_json_atomic(out / "prepare_meta.json", {
         "max_length": tk.max_length, "max_nodes": g.max_nodes, "max_stmt_tokens": g.max_stmt_tokens,
-        "pad_id": tokenizer.pad_token_id, "seed": cfg.seed})
+        "pad_id": tokenizer.pad_token_id, "seed": cfg.seed, "language": g.language})
     stats["timings_s"] = timings
     return stats
 
@@ -209,12 +211,16 @@ class FunctionEncoder:
         self.meta = read_json(d / "prepare_meta.json")
         self.tokenizer = load_tokenizer(d / "tokenizer")
         self.vocab = GraphVocab.from_dict(read_json(d / "graph_vocab.json"))
+        self.language = self.meta.get("language", "c")  # data prepared before the setting existed is C
+        if self.language not in LANGUAGES:
+            raise DataError(f"unknown language {self.language!r} (known: {', '.join(sorted(LANGUAGES))}); "
+                            "re-run the prepare stage", d / "prepare_meta.json", field="language")
 
     def encode(self, code: str) -> tuple[torch.Tensor, dict, bool]:
         """-> (token ids [L], encoded graph tensors, parse_ok)."""
         code = clean.normalize_code(code)
         enc = encode_split(self.tokenizer, [code], [0], self.meta["max_length"])
-        graph = build_statement_graph(code, self.meta["max_nodes"])
+        graph = build_statement_graph(code, self.meta["max_nodes"], self.language)
         backend = self.tokenizer.backend_tokenizer
         tensors = encode_graph(graph, self.vocab, lambda t: backend.encode(t, add_special_tokens=False).ids,
                                self.meta["max_stmt_tokens"], pad_id=self.meta["pad_id"])

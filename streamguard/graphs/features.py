@@ -1,7 +1,7 @@
 """DeepDFA-style node features with train-only vocabularies; statement graph -> tensors.
 
 Each statement node is described by
-- its kind (`builder.STMT_KINDS`, a closed set: the kind vocabulary is fixed, not fitted);
+- its kind (`graph.STMT_KINDS`, a closed set: the kind vocabulary is fixed, not fitted);
 - a bag of abstract features in one joint vocabulary: `api:<callee>`, `op:<operator>`,
   `lit:<literal kind>`, `type:<type name>` (APIs first, so they survive the slot limit);
 - four flags: source, sink, sanitizer, tainted;
@@ -18,7 +18,7 @@ in the vocabulary (an API never seen in train) maps to `<unk>`.
     x_flags  Float[n, 4]  FLAG_NAMES
     x_tok    Long[n, T]   statement token ids, padded with pad_id, T = max_stmt_tokens
     depth    Long[n]      nesting depth, clamped to max_depth
-    edge_index Long[2, e], edge_type Long[e] (index into builder.EDGE_TYPES)
+    edge_index Long[2, e], edge_type Long[e] (index into graph.EDGE_TYPES)
 A graph without nodes encodes as one placeholder node (kind <pad>, no features, all-pad tokens,
 no edges) so batching never meets an empty graph.
 """
@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable
 import torch
 
 from ..errors import DataError
-from .builder import EDGE_TYPES, STMT_KINDS, StatementGraph, StmtNode
+from .graph import EDGE_TYPES, STMT_KINDS, StatementGraph, StmtNode
 from .parallel import gc_paused
 
 PAD, UNK = "<pad>", "<unk>"

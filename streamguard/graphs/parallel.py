@@ -1,6 +1,6 @@
 """Build many statement graphs, in a process pool when the batch is large.
 
-`build_graphs(codes, max_nodes, workers=None, chunksize=64, min_parallel=2000) -> list[StatementGraph]`
+`build_graphs(codes, max_nodes, workers=None, chunksize=64, min_parallel=2000, language="c") -> list[StatementGraph]`
 
 Results come back in input order and are identical to calling `build_statement_graph` on each
 input in turn (the builder is deterministic). Batches smaller than `min_parallel`, or
@@ -26,7 +26,9 @@ from typing import Iterator, Sequence
 
 from tqdm.auto import tqdm
 
-from .builder import StatementGraph, build_statement_graph
+from .builder import build_statement_graph
+from .graph import StatementGraph
+from .languages import get_language
 
 
 @contextlib.contextmanager
@@ -52,10 +54,10 @@ def _show_progress() -> bool:
     return sys.stderr.isatty() and not os.environ.get("CI")
 
 
-def _build_chunk(args: tuple[Sequence[str], int | None]) -> list[StatementGraph]:
-    codes, max_nodes = args
+def _build_chunk(args: tuple[Sequence[str], int | None, str]) -> list[StatementGraph]:
+    codes, max_nodes, language = args
     with gc_paused():
-        return [build_statement_graph(c, max_nodes) for c in codes]
+        return [build_statement_graph(c, max_nodes, language) for c in codes]
 
 
 def build_graphs(
@@ -66,6 +68,7 @@ def build_graphs(
     min_parallel: int = 2000,
     progress: bool | None = None,
     start_method: str | None = None,
+    language: str = "c",
 ) -> list[StatementGraph]:
     """Statement graphs for `codes`, in order; `workers=None` uses every CPU this process may use."""
     if chunksize < 1:
@@ -73,7 +76,8 @@ def build_graphs(
     workers = available_cpus() if workers is None else workers
     n = len(codes)
     show = _show_progress() if progress is None else progress
-    chunks = [(codes[i:i + chunksize], max_nodes) for i in range(0, n, chunksize)]
+    get_language(language)  # an unknown name fails here, not in every worker
+    chunks = [(codes[i:i + chunksize], max_nodes, language) for i in range(0, n, chunksize)]
     out: list[StatementGraph] = []
     with gc_paused(), tqdm(total=n, desc="graphs", unit="fn", disable=not show, leave=False) as bar:
         if workers <= 1 or n < max(min_parallel, 2):

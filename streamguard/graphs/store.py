@@ -23,7 +23,7 @@ from torch_geometric.data import Data
 
 from ..errors import DataError
 from ..io import load_torch
-from .builder import EDGE_TYPES
+from .graph import EDGE_TYPES
 from .features import FLAG_NAMES
 
 NODE_KEYS = ("x_kind", "x_feat", "x_flags", "x_tok", "depth")

@@ -1,8 +1,8 @@
 """Aggregate report over all (model, seed) runs, and checks on the written outputs."""
-from .aggregate import DEFAULT_MODELS, DEFAULT_SEEDS, METRICS, aggregate, load_run, mean_std
+from .aggregate import DEFAULT_SEEDS, METRICS, aggregate, load_run, mean_std
 from .validate import SummaryValidationError, load_summary_schema, validate_outputs, validate_summary
 
 __all__ = [
-    "DEFAULT_MODELS", "DEFAULT_SEEDS", "METRICS", "aggregate", "load_run", "mean_std",
+    "DEFAULT_SEEDS", "METRICS", "aggregate", "load_run", "mean_std",
     "SummaryValidationError", "load_summary_schema", "validate_outputs", "validate_summary",
 ]

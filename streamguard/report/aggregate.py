@@ -1,6 +1,7 @@
 """Aggregate the per-seed run directories into the production summary.
 
-Reads only files on disk: `{outputs_dir}/{model}_v17/seed_{S}/metrics.json`, `metrics_history.csv`
+Reads only files on disk: `{outputs_dir}/{model}/seed_{S}/metrics.json` (`model` is a run-directory
+name such as `gnn_v17`, as the model kinds name them), `metrics_history.csv`
 and, when present, `collapse_report.json`. A run is `ok`, `collapsed` (its metrics.json says so) or
 `missing` (no directory, no/corrupt metrics.json, or a metrics.json that breaks the contract); only
 ok runs enter the means. std is the sample std (ddof=1) over ok runs, 0.0 for a single ok run and
@@ -28,8 +29,6 @@ from .plots import plot_f1_by_seed, plot_metrics_comparison
 from .validate import validate_summary
 
 DEFAULT_SEEDS = (42, 2025, 7)
-DEFAULT_MODELS = ("transformer", "gnn", "fusion")
-MODEL_SUFFIX = "_v17"
 METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "mcc")
 
 SUMMARY_JSON = "production_summary.json"
@@ -116,7 +115,7 @@ def _read_history(run_dir: pathlib.Path) -> tuple[pd.DataFrame | None, str]:
 
 def load_run(outputs_dir: str | os.PathLike, model: str, seed: int) -> RunRecord:
     """Read one run directory; never raises for a missing or malformed run, it marks it instead."""
-    name = model + MODEL_SUFFIX
+    name = model
     run_dir = pathlib.Path(outputs_dir) / name / f"seed_{seed}"
     rec = RunRecord(model=name, seed=seed, run_dir=run_dir, status="missing")
     if not run_dir.is_dir():
@@ -207,8 +206,7 @@ def summarize_model(records: Sequence[RunRecord], seeds: Sequence[int]) -> dict[
 def build_summary(records: Sequence[RunRecord], seeds: Sequence[int], models: Sequence[str],
                   timestamp: str | None = None) -> dict[str, Any]:
     by_model: dict[str, Any] = {}
-    for model in models:
-        name = model + MODEL_SUFFIX
+    for name in models:
         by_model[name] = summarize_model([r for r in records if r.model == name], seeds)
     ranked = [(n, e["mean_f1"]) for n, e in by_model.items() if e["mean_f1"] is not None]
     best = max(ranked, key=lambda item: item[1], default=(None, None))
@@ -284,9 +282,8 @@ def _check_plan(seeds: Sequence[int], models: Sequence[str]) -> None:
         raise ConfigError(f"models: expected a non-empty list of distinct names, got {list(models)!r}")
 
 
-def aggregate(outputs_dir: str | os.PathLike, out_dir: str | os.PathLike,
-              seeds: Sequence[int] = DEFAULT_SEEDS, models: Sequence[str] = DEFAULT_MODELS,
-              timestamp: str | None = None) -> dict[str, Any]:
+def aggregate(outputs_dir: str | os.PathLike, out_dir: str | os.PathLike, *, models: Sequence[str],
+              seeds: Sequence[int] = DEFAULT_SEEDS, timestamp: str | None = None) -> dict[str, Any]:
     """Read every (model, seed) run under `outputs_dir` and write the production summary to `out_dir`.
 
     Writes production_summary.json (validated against summary_schema.json before anything is

@@ -3,8 +3,9 @@
 Modules
 -------
 - ``engine``: ``train(model, loaders, loss_fn, cfg, out_dir, run_info, param_groups=None) -> RunResult``,
-  ``TrainConfig``, ``RunInfo``, ``Trainer``, ``predict``, ``batch_to_device``, ``batch_labels``,
-  ``make_loader``, ``load_best_weights``.
+  ``LoopConfig``, ``RunInfo``, ``Trainer``, ``predict``, ``batch_to_device``, ``batch_labels``,
+  ``make_loader``, ``load_best_weights``; ``checkpoint``: the checkpoint format, save / verify / resume,
+  ``load_model_spec`` (a checkpoint alone rebuilds its model).
 - ``optim``: ``ParamGroupSpec``, AdamW groups (no decay on biases, norms, embeddings), warmup + linear decay.
 - ``amp``: autocast dtype and GradScaler; ``collapse``: collapse detection; ``metrics``: metrics,
   threshold tuning; ``losses``: BCE / focal; ``seeding``: seeds and RNG state capture;
@@ -20,9 +21,9 @@ from typing import Any
 
 # Resolved on first use, so importing a light submodule (e.g. lr_cache for the CLI) stays cheap.
 _EXPORTS = {
-    "train": "engine", "Trainer": "engine", "TrainConfig": "engine", "RunInfo": "engine", "RunResult": "engine",
+    "train": "engine", "Trainer": "engine", "LoopConfig": "engine", "RunInfo": "engine", "RunResult": "engine",
     "predict": "engine", "batch_to_device": "engine", "batch_labels": "engine", "make_loader": "engine",
-    "load_best_weights": "engine", "ParamGroupSpec": "optim",
+    "load_best_weights": "engine", "load_model_spec": "checkpoint", "ParamGroupSpec": "optim",
 }
 __all__ = list(_EXPORTS)
 

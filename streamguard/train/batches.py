@@ -1,7 +1,10 @@
-"""Batches and data loaders: the one place samplers and loaders are created.
+"""Batches, data loaders and devices: the one place samplers and loaders are created, and one
+evaluation pass of a model over a loader.
 
 Public API (re-exported by ``streamguard.train.engine``)
 ---------------------------------------------------------
+- ``resolve_device(name="auto") -> torch.device``: ``auto`` picks CUDA, then MPS, then CPU; a CUDA
+  device asked for on a machine without one is a ``ConfigError``.
 - ``batch_to_device(batch, device)``: tensors, PyG ``Batch``/``Data`` (anything with ``.to``), and
   dicts / lists / tuples of them (fusion batches nest both) moved to ``device``.
 - ``batch_labels(batch) -> Tensor [B]``: ``batch["labels"]`` for dicts (searched in nested values
@@ -13,16 +16,41 @@ Public API (re-exported by ``streamguard.train.engine``)
   (batch) sampler draw from; the engine checkpoints their states. Custom samplers should take a
   ``generator`` attribute so their randomness is captured too.
 - ``set_loader_epoch(loader, epoch)``: calls ``set_epoch`` on samplers that have it (distributed).
+- ``check_logits(model, logits, labels)``: ``ValueError`` unless the model kept the batch contract
+  (one logit per sample, shape ``[B]``).
+- ``predict(model, loader, device, amp=None, loss_fn=None) -> Predictions(labels, probs, loss)``:
+  positive-class probabilities in loader order, and the sample-weighted mean loss with ``loss_fn``.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import sys
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..errors import ConfigError
 from .seeding import make_generator, seed_worker
+
+if TYPE_CHECKING:
+    from .amp import Amp
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name != "auto":
+        device = torch.device(name)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"train.device: '{name}' requested but CUDA is not available")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
 
 
 def batch_to_device(batch: Any, device: torch.device | str) -> Any:
@@ -100,3 +128,42 @@ def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
     for obj in (getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None)):
         if hasattr(obj, "set_epoch"):
             obj.set_epoch(epoch)
+
+
+def check_logits(model: nn.Module, logits: torch.Tensor, labels: torch.Tensor) -> None:
+    if logits.dim() != 1 or logits.shape[0] != labels.shape[0]:
+        raise ValueError(f"{type(model).__name__}(batch) must return one logit per sample, shape "
+                         f"[{labels.shape[0]}], got {list(logits.shape)}")
+
+
+@dataclasses.dataclass
+class Predictions:
+    labels: np.ndarray  # int64 [N]
+    probs: np.ndarray  # float64 [N]
+    loss: float | None  # sample-weighted mean loss, None without loss_fn
+
+
+def predict(model: nn.Module, loader, device: torch.device | str, amp: Amp | None = None,
+            loss_fn: Callable | None = None) -> Predictions:
+    """Positive-class probabilities (and mean loss) over a loader, in loader order."""
+    # metrics imports scikit-learn; lr_cache (and so the CLI) imports this module and never predicts.
+    from .metrics import reduce_predictions
+
+    model.eval()
+    chunks = []
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    autocast = amp.autocast if amp is not None else contextlib.nullcontext
+    with torch.inference_mode():
+        for batch in loader:
+            batch = batch_to_device(batch, device)
+            labels = batch_labels(batch)
+            with autocast():
+                logits = model(batch)
+            logits = logits.float()
+            check_logits(model, logits, labels)
+            if loss_fn is not None:
+                loss_sum += loss_fn(logits, labels.float()).double() * labels.shape[0]
+            chunks.append((labels, torch.sigmoid(logits)))
+    y, p = reduce_predictions(chunks)
+    loss = float(loss_sum.item()) / max(1, y.size) if loss_fn is not None else None
+    return Predictions(y, p, loss)

@@ -6,7 +6,10 @@ Public API
 - ``PROFILES``: safe defaults for H100, A100, L4, V100, T4, other CUDA GPUs, MPS and CPU.
 - ``match_profile(info) -> HardwareProfile``.
 - ``resolve_hardware(model_type, requested_batch=None, profile_values=None, override_path=None,
-  device_info=None, profile_sources=None) -> HardwareConfig`` (a dataclass with ``.sources``).
+  device_info=None, profile_sources=None, batch_limits=None, model_sections=None) -> HardwareConfig``
+  (a dataclass with ``.sources``). ``model_type`` is only a name here: the caller passes the kind's
+  per-step ``batch_limits`` (hardware profile name -> batch) and the known ``model_sections`` of the
+  override file, so this module knows nothing of particular models.
 
 Precedence, for every value: ``training_config.json`` (``override_path``, when the file exists) >
 ``profile_values`` (explicit values from the config profile / params.yaml; ``None`` and
@@ -14,8 +17,8 @@ Precedence, for every value: ``training_config.json`` (``override_path``, when t
 as ``file:<path>``, the label in ``profile_sources`` (default ``profile``) or ``auto:<profile>``.
 
 Batch size follows memory, the effective batch stays: ``requested_batch`` is the effective batch
-the config asks for (batch size x accumulation). The per-step batch is capped by the profile's
-limit for the model type, scaled by the GPU's memory relative to the profile's reference memory
+the config asks for (batch size x accumulation). The per-step batch is capped by the model's
+limit for the profile (``batch_limits``; none given or none for the profile: no cap), scaled by the GPU's memory relative to the profile's reference memory
 (with 10 % slack, rounded down to a power of two), and ``grad_accum`` makes up the rest, preferring an exact split
 (64 on a 24-sample limit -> 16 x 4). An explicit ``batch_size`` (file or profile) replaces the
 profile's limit; an explicit ``grad_accum`` is used as is (then batch_size x grad_accum may differ
@@ -23,7 +26,8 @@ from ``requested_batch``, which is logged).
 
 ``training_config.json``: keys ``batch_size``, ``grad_accum``, ``amp``, ``num_workers``,
 ``pin_memory`` at the top level (all models) and/or in sections named after model types
-(``{"transformer": {"batch_size": 8}}``), the section winning. Unknown keys or bad types raise
+(``{"transformer": {"batch_size": 8}}``), the section winning; ``model_sections`` lists the allowed
+section names. Unknown keys or bad types raise
 ``ConfigError`` naming the file and key.
 """
 from __future__ import annotations
@@ -44,7 +48,6 @@ from .amp import AMP_MODES
 
 log = logging.getLogger("streamguard.train.hardware")
 
-MODEL_TYPES = ("transformer", "gnn", "fusion")
 _FILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "batch_size": int, "grad_accum": int, "amp": str, "num_workers": int, "pin_memory": bool}
 
@@ -61,30 +64,23 @@ class DeviceInfo:
 class HardwareProfile:
     name: str
     match: tuple[str, ...]  # substrings of the CUDA device name
-    reference_memory_gb: float | None  # batch limits below are for this much memory
-    max_batch: Mapping[str, int]
+    reference_memory_gb: float | None  # the models' batch limits are for this much memory
     amp: str
     num_workers: int
     pin_memory: bool
 
 
-def _profile(name, match, memory, transformer, gnn, fusion, amp, workers, pin) -> HardwareProfile:
-    return HardwareProfile(name, match, memory, {"transformer": transformer, "gnn": gnn, "fusion": fusion},
-                           amp, workers, pin)
-
-
-# Limits are per-step batches for the production model sizes (a 12-layer, 512-token transformer;
-# a 4-layer GNN; the fusion of both) with the profile's AMP dtype, leaving headroom.
+# Per-step batch limits per profile are declared by each model kind (streamguard.kinds).
 PROFILES: dict[str, HardwareProfile] = {p.name: p for p in (
-    _profile("h100", ("H100",), 80, 64, 256, 32, "bf16", 8, True),
-    _profile("a100", ("A100",), 80, 64, 256, 32, "bf16", 8, True),
-    _profile("l4", ("L4",), 24, 16, 128, 8, "bf16", 4, True),
-    _profile("v100", ("V100",), 16, 16, 128, 8, "fp16", 4, True),
-    _profile("t4", ("T4",), 16, 16, 128, 8, "fp16", 4, True),
-    _profile("cuda", (), 16, 16, 128, 8, "auto", 4, True),
-    _profile("mps", (), None, 16, 64, 8, "fp32", 0, False),
+    HardwareProfile("h100", ("H100",), 80, "bf16", 8, True),
+    HardwareProfile("a100", ("A100",), 80, "bf16", 8, True),
+    HardwareProfile("l4", ("L4",), 24, "bf16", 4, True),
+    HardwareProfile("v100", ("V100",), 16, "fp16", 4, True),
+    HardwareProfile("t4", ("T4",), 16, "fp16", 4, True),
+    HardwareProfile("cuda", (), 16, "auto", 4, True),
+    HardwareProfile("mps", (), None, "fp32", 0, False),
     # CPU memory is rarely the limit; workers stay 0 (no fork/IPC cost for in-memory tensors).
-    _profile("cpu", (), None, 64, 256, 32, "fp32", 0, False),
+    HardwareProfile("cpu", (), None, "fp32", 0, False),
 )}
 
 
@@ -148,15 +144,19 @@ def split_batch(effective: int, limit: int) -> tuple[int, int]:
     return math.ceil(effective / accum), accum
 
 
-def _read_override(path: pathlib.Path, model_type: str) -> dict[str, Any]:
+def _read_override(path: pathlib.Path, model_type: str, model_sections: tuple[str, ...] | None) -> dict[str, Any]:
     try:
         data = read_json(path)
     except ValueError as exc:
         raise ConfigError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a JSON object")
+    sections = tuple(model_sections) if model_sections is not None else tuple(k for k, v in data.items() if isinstance(v, dict))
+    for key, body in data.items():
+        if isinstance(body, dict) and key not in sections:
+            raise ConfigError(f"{path}: field '{key}' is not a model section; known: {', '.join(sections) or 'none'}")
     values: dict[str, Any] = {}
-    for scope, body in [("", {k: v for k, v in data.items() if k not in MODEL_TYPES}),
+    for scope, body in [("", {k: v for k, v in data.items() if k not in sections}),
                         (model_type + ".", data.get(model_type, {}))]:
         if not isinstance(body, dict):
             raise ConfigError(f"{path}: field '{scope.rstrip('.')}' must be an object")
@@ -164,7 +164,7 @@ def _read_override(path: pathlib.Path, model_type: str) -> dict[str, Any]:
             field = scope + key
             if key not in _FILE_KEYS:
                 raise ConfigError(f"{path}: field '{field}' is unknown; allowed: "
-                                  f"{', '.join(_FILE_KEYS)} (top level or per model: {', '.join(MODEL_TYPES)})")
+                                  f"{', '.join(_FILE_KEYS)} (top level or per model: {', '.join(sections)})")
             expected = _FILE_KEYS[key]
             if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
                 raise ConfigError(f"{path}: field '{field}' must be {expected.__name__}, got {value!r}")
@@ -179,16 +179,17 @@ def _read_override(path: pathlib.Path, model_type: str) -> dict[str, Any]:
 def resolve_hardware(model_type: str, requested_batch: int | None = None,
                      profile_values: Mapping[str, Any] | None = None,
                      override_path: str | os.PathLike | None = None, device_info: DeviceInfo | None = None,
-                     profile_sources: Mapping[str, str] | None = None) -> HardwareConfig:
-    if model_type not in MODEL_TYPES:
-        raise ConfigError(f"unknown model type '{model_type}'; expected one of {', '.join(MODEL_TYPES)}")
+                     profile_sources: Mapping[str, str] | None = None, batch_limits: Mapping[str, int] | None = None,
+                     model_sections: tuple[str, ...] | None = None) -> HardwareConfig:
     info = device_info or detect_device()
     profile = match_profile(info)
     auto = f"auto:{profile.name}"
     values: dict[str, Any] = {"amp": profile.amp, "num_workers": profile.num_workers,
                               "pin_memory": profile.pin_memory}
     sources: dict[str, str] = {k: auto for k in values}
-    limit = _memory_scaled(profile.max_batch[model_type], profile, info.memory_gb)
+    declared = (batch_limits or {}).get(profile.name)
+    # No limit declared for this hardware: the requested batch in one step.
+    limit = max(1, int(requested_batch or 1)) if declared is None else _memory_scaled(declared, profile, info.memory_gb)
 
     explicit: dict[str, Any] = {}
     for key, value in (profile_values or {}).items():
@@ -199,7 +200,7 @@ def resolve_hardware(model_type: str, requested_batch: int | None = None,
         explicit[key] = value
         sources[key] = (profile_sources or {}).get(key, "profile")
     if override_path is not None and pathlib.Path(override_path).is_file():
-        for key, value in _read_override(pathlib.Path(override_path), model_type).items():
+        for key, value in _read_override(pathlib.Path(override_path), model_type, model_sections).items():
             explicit[key] = value
             sources[key] = f"file:{override_path}"
     values.update({k: v for k, v in explicit.items() if k in ("amp", "num_workers", "pin_memory")})

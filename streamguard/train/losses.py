@@ -6,13 +6,11 @@ Every loss is called as ``loss_fn(logits [B] float, labels [B] float in {0,1}) -
 
 - ``make_loss(name="bce", pos_weight=None, focal_gamma=2.0, focal_alpha=None) -> nn.Module``:
   ``"bce"`` (BCE-with-logits, optional positive-class weight) or ``"focal"``.
-- ``pos_weight_from_labels(labels) -> float``: negatives / positives on the training labels.
 - ``FocalLoss(gamma, alpha)``: Lin et al. (2017) focal loss on logits, computed in a numerically
   stable way from BCE-with-logits.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -53,14 +51,6 @@ class FocalLoss(nn.Module):
         if self.alpha is not None:
             loss = loss * (self.alpha * labels + (1.0 - self.alpha) * (1.0 - labels))
         return loss.mean()
-
-
-def pos_weight_from_labels(labels) -> float:
-    """negatives / positives; 1.0 when one class is missing (nothing to balance)."""
-    y = np.asarray(labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else labels).reshape(-1)
-    pos = float((y == 1).sum())
-    neg = float((y == 0).sum())
-    return neg / pos if pos > 0 and neg > 0 else 1.0
 
 
 def make_loss(name: str = "bce", pos_weight: float | None = None, focal_gamma: float = 2.0,

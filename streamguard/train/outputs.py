@@ -1,29 +1,43 @@
-"""Run-directory files: metrics_history.csv, metrics.json and training_metadata.json helpers.
+"""What a run is, writes and returns: metrics_history.csv rows, metrics.json and training_metadata.json.
 
 Public API
 ----------
+- ``RunInfo(model_name, seed, dataset_hash, config, config_sources, extra)``: who the run is, as
+  metrics.json and training_metadata.json tell it (``extra["model_spec"]`` also goes into the
+  checkpoint). ``RunResult``: what ``engine.train`` returns (status, stop reason, metrics.json
+  body, history, out_dir, validation and test predictions of the best weights).
 - ``HISTORY_COLUMNS``: the contract columns of metrics_history.csv (docs/ARCHITECTURE.md); extra
   columns (``grad_norm_max``, ``optimizer_steps``, ``grad_norm_<group>`` per parameter group) follow.
+- ``EpochStats(lr, groups)``: one epoch's optimizer steps, summed step by step (``add_step``);
+  ``row(epoch, val_loss, val_metrics, seconds)`` is the epoch's history row and
+  ``history_extra_columns(groups)`` the columns after the contract ones.
 - ``write_history_csv(path, rows, extra_columns)``: rewritten atomically after every epoch; NaN/inf
   and None are written as empty cells.
 - ``build_metrics(...) -> dict``: the metrics.json body (contract keys only, non-finite -> null).
+- ``build_metadata(...) -> dict``: the training_metadata.json body.
 - ``git_commit() -> str | None``, ``library_versions() -> dict``, ``device_description(device)``.
 """
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import pathlib
 import platform
 import subprocess
 from importlib import metadata
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import torch
 
 from ..io import write_text_atomic
 from .metrics import METRIC_NAMES
+
+if TYPE_CHECKING:
+    from .amp import AmpSettings
+    from .batches import Predictions
+    from .engine import LoopConfig
 
 HISTORY_COLUMNS: tuple[str, ...] = (
     "epoch", "lr", "train_loss", "val_loss",
@@ -33,6 +47,94 @@ HISTORY_COLUMNS: tuple[str, ...] = (
 
 _DISTRIBUTIONS = {"torch": "torch", "transformers": "transformers", "torch_geometric": "torch-geometric",
                   "sklearn": "scikit-learn", "numpy": "numpy"}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunInfo:
+    model_name: str
+    seed: int
+    dataset_hash: str | None = None
+    config: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # resolved config of the run
+    config_sources: Mapping[str, str] = dataclasses.field(default_factory=dict)  # key -> where it came from
+    extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # more metadata, e.g. model_spec
+
+
+@dataclasses.dataclass
+class RunResult:
+    status: str  # "ok" | "collapsed"
+    stop_reason: str  # "max_epochs" | "early_stopping" | "collapsed"
+    metrics: dict[str, Any]  # the metrics.json body
+    history: list[dict[str, Any]]
+    out_dir: pathlib.Path
+    val: Predictions | None = None
+    test: Predictions | None = None
+
+    @property
+    def threshold(self) -> float | None:
+        return self.metrics["threshold"]
+
+    @property
+    def best_epoch(self) -> int | None:
+        return self.metrics["best_epoch"]
+
+
+@dataclasses.dataclass
+class EpochStats:
+    """One epoch's optimizer steps, summed as they come."""
+
+    lr: float  # base LR (multiplier 1) of the latest step
+    groups: Sequence[str]  # parameter group names, for the grad_norm_<group> columns
+    steps: int = 0
+    skipped: int = 0
+    loss_sum: float = 0.0  # sample-weighted
+    samples: int = 0
+    norm_sum: float = 0.0
+    after_sum: float = 0.0
+    norm_max: float = 0.0
+    norm_count: int = 0  # steps with a finite gradient norm; the means are over these
+    group_sums: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.group_sums = {name: 0.0 for name in self.groups}
+
+    def add_step(self, lr: float, micro_losses: Sequence[float], sizes: Sequence[int], skipped: bool,
+                 norm: float, max_norm: float, group_norms: Sequence[float]) -> None:
+        self.loss_sum += sum(v * n for v, n in zip(micro_losses, sizes))
+        self.samples += sum(sizes)
+        self.steps += 1
+        self.skipped += int(skipped)
+        self.lr = lr
+        if math.isfinite(norm):
+            self.norm_sum += norm
+            self.after_sum += norm * min(1.0, max_norm / (norm + 1e-6))  # clip_grads_with_norm_'s factor
+            self.norm_max = max(self.norm_max, norm)
+            self.norm_count += 1
+            for name, value in zip(self.groups, group_norms):
+                self.group_sums[name] += value
+
+    @property
+    def train_loss(self) -> float:
+        return self.loss_sum / max(1, self.samples)
+
+    def row(self, epoch: int, val_loss: float | None, val_metrics: Mapping[str, Any], seconds: float) -> dict[str, Any]:
+        count = max(1, self.norm_count)
+        measured = self.norm_count > 0
+        row: dict[str, Any] = {
+            "epoch": epoch, "lr": self.lr, "train_loss": self.train_loss, "val_loss": val_loss,
+            **{f"val_{k}": val_metrics[k] for k in METRIC_NAMES},
+            "grad_norm_before_clip": self.norm_sum / count if measured else None,
+            "grad_norm_after_clip": self.after_sum / count if measured else None,
+            "skipped_steps": self.skipped, "seconds": seconds,
+            "grad_norm_max": self.norm_max if measured else None,
+            "optimizer_steps": self.steps,
+        }
+        for name, total in self.group_sums.items():
+            row[f"grad_norm_{name}"] = total / count if measured else None
+        return row
+
+
+def history_extra_columns(groups: Sequence[str]) -> list[str]:
+    return ["grad_norm_max", "optimizer_steps", *[f"grad_norm_{name}" for name in groups]]
 
 
 def _cell(value: Any) -> Any:
@@ -60,6 +162,31 @@ def build_metrics(model: str, seed: int, status: str, lr: float, threshold: floa
         "best_epoch": best_epoch, "epochs_run": int(epochs_run), "wall_time_s": float(wall_time_s),
         "test": {k: test.get(k) for k in METRIC_NAMES},
         "val": {k: val.get(k) for k in METRIC_NAMES},
+    }
+
+
+def build_metadata(run_info: RunInfo, train_cfg: LoopConfig, status: str, stop_reason: str | None,
+                   device: torch.device, amp: AmpSettings, optimizer: torch.optim.Optimizer,
+                   steps_per_epoch: int, timings: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "model": run_info.model_name,
+        "status": status,
+        "stop_reason": stop_reason,
+        "config": {"train": train_cfg, "run": run_info.config},
+        "config_sources": run_info.config_sources,
+        "seeds": {"run": run_info.seed},
+        "dataset_hash": run_info.dataset_hash,
+        "git_commit": git_commit(),
+        "versions": library_versions(),
+        "device": device_description(device),
+        "amp": {"dtype": amp.name, "grad_scaler": amp.use_scaler, "reason": amp.reason},
+        "optimizer": {"name": "AdamW", "groups": [
+            {"name": g["name"], "lr_mult": g["lr_mult"], "weight_decay": g["weight_decay"],
+             "num_params": sum(p.numel() for p in g["params"])} for g in optimizer.param_groups]},
+        "schedule": {"steps_per_epoch": steps_per_epoch, "total_steps": steps_per_epoch * train_cfg.epochs,
+                     "warmup_ratio": train_cfg.warmup_ratio, "grad_accum": train_cfg.grad_accum},
+        "timings": dict(timings),
+        "extra": run_info.extra,
     }
 
 

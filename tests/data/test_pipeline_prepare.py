@@ -1,5 +1,6 @@
 """prepare end to end on tiny synthetic data: determinism, no leakage across splits, single-function path."""
 import json
+import shutil
 
 import pytest
 import torch
@@ -87,3 +88,23 @@ def test_comment_only_functions_are_counted_skips(tmp_path):
     stats = prepare(cfg, tmp_path / "out")
     assert stats["skipped_empty"] == 1
     assert sum(v["total"] for v in stats["splits"].values()) == 60
+
+
+def test_prepare_meta_records_the_language_and_the_encoder_reads_it(processed, tmp_path):
+    assert read_json(processed / "prepare_meta.json")["language"] == "c"
+    assert FunctionEncoder(processed).language == "c"
+    # Data prepared before the setting existed has no "language": it is C.
+    old = tmp_path / "old"
+    shutil.copytree(processed, old)
+    meta = read_json(old / "prepare_meta.json")
+    del meta["language"]
+    (old / "prepare_meta.json").write_text(json.dumps(meta))
+    code = json.loads((processed / "splits" / "test.jsonl").open().readline())["code"]
+    enc_old, enc_new = FunctionEncoder(old), FunctionEncoder(processed)
+    assert enc_old.language == "c"
+    (ids_a, g_a, _), (ids_b, g_b, _) = enc_old.encode(code), enc_new.encode(code)
+    assert torch.equal(ids_a, ids_b) and all(torch.equal(g_a[k], g_b[k]) for k in g_a)
+    meta["language"] = "cobol"
+    (old / "prepare_meta.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match=r"prepare_meta\.json, field 'language': unknown language 'cobol'"):
+        FunctionEncoder(old)

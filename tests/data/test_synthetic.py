@@ -10,11 +10,10 @@ import time
 import numpy as np
 import pytest
 import tree_sitter_c
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupShuffleSplit
 from tree_sitter import Language, Parser
 
+from streamguard.baselines.tfidf import fit_predict
 from streamguard.data.synthetic import CWE_FAMILIES, generate
 from streamguard.errors import ConfigError
 
@@ -169,9 +168,10 @@ def test_sources_and_sinks_of_each_family_appear(records):
 
 
 def test_generation_speed():
-    start = time.perf_counter()
+    # CPU time of this process, so other jobs sharing the machine do not make it flaky
+    start = time.process_time()
     generate(2000, seed=8)
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
 
 
 def test_bag_of_tokens_baseline_stays_far_from_perfect():
@@ -181,8 +181,6 @@ def test_bag_of_tokens_baseline_stays_far_from_perfect():
     groups = [r["group"] for r in recs]
     train, test = next(GroupShuffleSplit(n_splits=1, test_size=0.2, random_state=0).split(codes, y, groups))
     assert not {groups[i] for i in train} & {groups[i] for i in test}
-    vec = TfidfVectorizer(token_pattern=r"[A-Za-z_]\w*|\d+|->|\+\+|--|[<>=!]=|&&|\|\||[^\s\w]",
-                          ngram_range=(1, 2), min_df=2, sublinear_tf=True)
-    clf = LogisticRegression(max_iter=2000).fit(vec.fit_transform([codes[i] for i in train]), y[train])
-    acc = float((clf.predict(vec.transform([codes[i] for i in test])) == y[test]).mean())
+    proba = fit_predict([codes[i] for i in train], y[train], {"test": [codes[i] for i in test]}, seed=0)["test"]
+    acc = float(((proba >= 0.5) == y[test]).mean())
     assert acc < 0.8, acc

@@ -1,6 +1,7 @@
 import pytest
 
-from streamguard.graphs.builder import EDGE_TYPES, StatementGraph, build_statement_graph
+from streamguard.graphs.builder import build_statement_graph
+from streamguard.graphs.graph import EDGE_TYPES, StatementGraph
 
 
 def idx(g: StatementGraph, text: str) -> int:
@@ -311,4 +312,6 @@ def test_deep_nesting_is_bounded():
     assert_valid(g)
     assert g.nodes[-1].kind == "nested" and len(g.nodes) < 100
     g = build_statement_graph("void f(){" + "{" * 5000 + "x = 1;" + "}" * 5000 + "}")
-    assert_valid(g) and g.parse_ok
+    assert_valid(g)
+    assert g.parse_ok
+    assert [n.kind for n in g.nodes] == ["function", "nested"] and g.nodes[-1].defs == ["x"]

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from streamguard.errors import DataError
-from streamguard.graphs.builder import EDGE_TYPES, STMT_KINDS, build_statement_graph
+from streamguard.graphs.builder import build_statement_graph
 from streamguard.graphs.features import FLAG_NAMES, PAD_ID, UNK_ID, GraphVocab, encode_graph, node_features
+from streamguard.graphs.graph import EDGE_TYPES, STMT_KINDS
 from streamguard.io import read_json, write_json_atomic
 
 from .conftest import SAMPLE_FUNCTIONS

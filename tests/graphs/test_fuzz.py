@@ -3,7 +3,8 @@ import random
 
 import pytest
 
-from streamguard.graphs.builder import EDGE_TYPES, StatementGraph, build_statement_graph
+from streamguard.graphs.builder import build_statement_graph
+from streamguard.graphs.graph import EDGE_TYPES, StatementGraph
 
 TOKENS = ["if", "(", ")", "{", "}", "else", "while", "for", ";", "x", "=", "strcpy", "do", "switch", "case", "1",
           ":", "goto", "l", "break", "continue", "return", "int", "*", "[", "]", "#if 0\n", "\n#endif\n", '"', "'",

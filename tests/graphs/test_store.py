@@ -6,8 +6,9 @@ from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
 
 from streamguard.errors import CheckpointError, DataError
-from streamguard.graphs.builder import EDGE_TYPES, build_statement_graph
+from streamguard.graphs.builder import build_statement_graph
 from streamguard.graphs.features import GraphVocab, encode_graph
+from streamguard.graphs.graph import EDGE_TYPES
 from streamguard.graphs.store import GraphStore, graph_statistics, pack_graphs
 from streamguard.io import load_torch, save_torch_atomic
 

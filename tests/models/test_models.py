@@ -4,10 +4,11 @@ import pytest
 import torch
 from transformers import RobertaConfig, RobertaModel
 
-from streamguard import runs
 from streamguard.data.datasets import FusionCollator, ProcessedData, TokenCollator, graph_collate
+from streamguard.kinds import build_model, get_kind
 from streamguard.models.transformer import build_encoder
-from streamguard.train.engine import RunInfo, TrainConfig, Trainer, make_loader
+from streamguard.train.engine import LoopConfig, RunInfo, Trainer, make_loader
+from streamguard.train.losses import make_loss
 from streamguard.train.seeding import seed_everything
 
 from ..fixtures import make_processed
@@ -30,7 +31,7 @@ def _batch(kind, data, n=6):
 @pytest.mark.parametrize("kind", ["transformer", "gnn", "fusion"])
 def test_models_map_a_real_batch_to_one_logit_each(processed, kind):
     data, cfg = processed
-    model = runs.build_model(runs.model_spec(kind, cfg, data))
+    model = build_model(get_kind(kind).spec(cfg, data))
     logits = model(_batch(kind, data))
     assert logits.shape == (6,) and torch.isfinite(logits).all()
     assert model.encode(_batch(kind, data)).shape == (6, model.out_dim)
@@ -40,9 +41,9 @@ def test_models_map_a_real_batch_to_one_logit_each(processed, kind):
 @pytest.mark.parametrize("pooling", ["attention", "meanmax"])
 def test_gnn_variants(processed, conv, pooling):
     data, cfg = processed
-    spec = runs.model_spec("gnn", cfg, data)
+    spec = get_kind("gnn").spec(cfg, data)
     spec["gnn"].update(conv=conv, pooling=pooling)
-    logits = runs.build_model(spec)(_batch("gnn", data))
+    logits = build_model(spec)(_batch("gnn", data))
     assert logits.shape == (6,) and torch.isfinite(logits).all()
 
 
@@ -66,7 +67,7 @@ def test_pretrained_encoder_missing_path_is_a_clear_error(tmp_path):
 
 def test_fusion_gradient_reaches_all_three_components(processed):
     data, cfg = processed
-    model = runs.build_model(runs.model_spec("fusion", cfg, data))
+    model = build_model(get_kind("fusion").spec(cfg, data))
     batch = _batch("fusion", data, 8)
     loss = torch.nn.functional.binary_cross_entropy_with_logits(model(batch), batch["labels"].float())
     loss.backward()
@@ -79,16 +80,16 @@ def test_fusion_gradient_reaches_all_three_components(processed):
 def _accumulated_gradients(data, cfg, batch_size, grad_accum, out_dir):
     """One optimizer step through the engine; AdamW's first moment then holds (1 - beta1) * gradient."""
     seed_everything(3)
-    spec = runs.model_spec("fusion", cfg, data)
+    spec = get_kind("fusion").spec(cfg, data)
     spec["dropout"] = spec["transformer"]["dropout"] = spec["gnn"]["dropout"] = 0.0
-    model = runs.build_model(spec)
+    model = build_model(spec)
     ds = torch.utils.data.Subset(data.fusion("train"), list(range(8)))
     collate = FusionCollator(data.pad_id)
     loaders = {"train": make_loader(ds, batch_size, shuffle=False, seed=0, collate_fn=collate),
                "val": make_loader(data.fusion("valid"), 16, seed=0, collate_fn=collate)}
-    tc = TrainConfig(epochs=1, lr=1e-3, grad_accum=grad_accum, warmup_ratio=0.0, patience=0, max_grad_norm=1e6)
-    trainer = Trainer(model, loaders, runs.make_loss("bce"), tc, out_dir, RunInfo("fusion_test", 3),
-                      runs._fusion_groups(model, cfg))
+    tc = LoopConfig(epochs=1, lr=1e-3, grad_accum=grad_accum, warmup_ratio=0.0, patience=0, max_grad_norm=1e6)
+    trainer = Trainer(model, loaders, make_loss("bce"), tc, out_dir, RunInfo("fusion_test", 3),
+                      get_kind("fusion").param_groups(model, cfg.fusion))
     trainer.train_epoch()
     names = {id(p): n for n, p in model.named_parameters()}
     return {names[id(p)]: st["exp_avg"].clone() for p, st in trainer.optimizer.state.items()}
@@ -110,15 +111,15 @@ def test_collapse_detection_watches_each_fusion_component(processed, tmp_path):
     """A component that stops receiving gradient (here the GNN branch) ends the run as collapsed,
     though the total gradient norm stays healthy."""
     data, cfg = processed
-    model = runs.build_model(runs.model_spec("fusion", cfg, data))
+    model = build_model(get_kind("fusion").spec(cfg, data))
     gnn_encode = model.gnn.encode
     model.gnn.encode = lambda batch: gnn_encode(batch).detach()  # cut the branch off from the loss
     collate = FusionCollator(data.pad_id)
     loaders = {"train": make_loader(data.fusion("train"), 16, seed=0, collate_fn=collate),
                "val": make_loader(data.fusion("valid"), 16, seed=0, collate_fn=collate)}
     from streamguard.train.engine import train
-    result = train(model, loaders, runs.make_loss("bce"), TrainConfig(epochs=3, lr=1e-3, patience=0),
-                   tmp_path, RunInfo("fusion_dead_branch", 1), param_groups=runs._fusion_groups(model, cfg))
+    result = train(model, loaders, make_loss("bce"), LoopConfig(epochs=3, lr=1e-3, patience=0),
+                   tmp_path, RunInfo("fusion_dead_branch", 1), param_groups=get_kind("fusion").param_groups(model, cfg.fusion))
     assert result.status == "collapsed"
     report = json.loads((tmp_path / "collapse_report.json").read_text())
     assert report["events"][-1]["kind"] == "zero_grad"

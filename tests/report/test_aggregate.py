@@ -13,13 +13,15 @@ from streamguard.report.aggregate import METRICS, STABILITY_COLUMNS
 
 from .conftest import SEEDS, write_run
 
+MODELS = ["transformer_v17", "gnn_v17", "fusion_v17"]  # run-directory names, as the stage passes them
+
 STAMP = "2025-01-02T03:04:05+00:00"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
 def result(scenario):
-    summary = aggregate(scenario["outputs"], scenario["out"], seeds=SEEDS, timestamp=STAMP)
+    summary = aggregate(scenario["outputs"], scenario["out"], models=MODELS, seeds=SEEDS, timestamp=STAMP)
     return {**scenario, "summary": summary}
 
 
@@ -139,7 +141,7 @@ def test_training_stability_csv(result):
 
 
 def test_rerun_is_byte_identical(result, tmp_path):
-    aggregate(result["outputs"], tmp_path, seeds=SEEDS, timestamp=STAMP)
+    aggregate(result["outputs"], tmp_path, models=MODELS, seeds=SEEDS, timestamp=STAMP)
     for name in ("production_summary.json", "production_report.md", "training_stability.csv", "f1_by_seed.png"):
         assert (tmp_path / name).read_bytes() == (result["out"] / name).read_bytes(), name
 
@@ -154,7 +156,7 @@ def test_invalid_metrics_mark_run_missing(tmp_path):
     (run4["dir"] / "metrics.json").write_text('{"status": "ok", "test": {"f1": NaN}}')
     run5 = write_run(tmp_path, "gnn", 5, rng)
     (run5["dir"] / "metrics.json").unlink()
-    reasons = {s: load_run(tmp_path, "gnn", s) for s in (1, 2, 3, 4, 5)}
+    reasons = {s: load_run(tmp_path, "gnn_v17", s) for s in (1, 2, 3, 4, 5)}
     assert all(r.status == "missing" for r in reasons.values())
     assert "test.f1" in reasons[1].reason
     assert "'status'" in reasons[2].reason
@@ -164,7 +166,7 @@ def test_invalid_metrics_mark_run_missing(tmp_path):
 
 
 def test_nothing_ok_still_writes_a_valid_summary(tmp_path):
-    summary = aggregate(tmp_path / "nothing", tmp_path / "out", seeds=[1, 2], models=["gnn"])
+    summary = aggregate(tmp_path / "nothing", tmp_path / "out", seeds=[1, 2], models=["gnn_v17"])
     entry = summary["models"]["gnn_v17"]
     assert (entry["n_missing"], entry["mean_f1"], entry["std_f1"], entry["best_seed"]) == (2, None, None, None)
     assert summary["best_overall_model"] is None
@@ -182,5 +184,5 @@ def test_mean_std_edge_cases():
 @pytest.mark.parametrize("seeds", [[], [42, 42], [1.5]])
 def test_bad_seed_plan_is_a_config_error(tmp_path, seeds):
     with pytest.raises(ConfigError, match="seeds"):
-        aggregate(tmp_path, tmp_path / "out", seeds=seeds)
+        aggregate(tmp_path, tmp_path / "out", models=MODELS, seeds=seeds)
     assert not (tmp_path / "out").exists()

@@ -11,13 +11,16 @@ from streamguard.report import SummaryValidationError, aggregate, validate_outpu
 
 from .conftest import SEEDS, write_run
 
+MODELS = ["transformer_v17", "gnn_v17", "fusion_v17"]  # run-directory names, as the stage passes them
+
 
 @pytest.fixture(scope="module")
 def good_summary(scenario):
-    return aggregate(scenario["outputs"], scenario["out"], seeds=SEEDS, timestamp="2025-01-02T03:04:05+00:00")
+    return aggregate(scenario["outputs"], scenario["out"], models=MODELS, seeds=SEEDS, timestamp="2025-01-02T03:04:05+00:00")
 
 
 def test_good_summary_validates(good_summary):
+    assert set(good_summary["models"]) == {"transformer_v17", "gnn_v17", "fusion_v17"}
     validate_summary(good_summary)  # raises on failure
 
 
@@ -47,12 +50,12 @@ def test_missing_mean_f1_message_names_the_property(good_summary):
         validate_summary(broken)
 
 
-def test_clean_tree_passes(scenario, good_summary):
+def test_scenario_tree_flags_only_its_truncated_metrics(scenario, good_summary):
     tree = scenario["outputs"]
     corrupt = tree / "gnn_v17" / "seed_7" / "metrics.json"  # the scenario's deliberate truncation
     problems = validate_outputs(tree)
-    assert len(problems) == 1 and problems[0].startswith(f"{corrupt}:")
-    assert validate_outputs(scenario["out"]) == []
+    assert len(problems) == 1 and problems[0].startswith(f"{corrupt}:"), problems
+    assert validate_outputs(scenario["out"]) == []  # the summary aggregate wrote from that tree
 
 
 @pytest.fixture
@@ -60,8 +63,14 @@ def clean_tree(tmp_path):
     rng = np.random.default_rng(9)
     for model in ("transformer", "gnn"):
         write_run(tmp_path, model, 42, rng)
-    assert validate_outputs(tmp_path) == []
     return tmp_path
+
+
+def test_clean_tree_passes(clean_tree):
+    checked = sorted(p.relative_to(clean_tree).as_posix() for p in clean_tree.rglob("*") if p.is_file())
+    assert checked == [f"{m}_v17/seed_42/{name}" for m in ("gnn", "transformer")
+                       for name in ("metrics.json", "metrics_history.csv")]  # real files, not an empty tree
+    assert validate_outputs(clean_tree) == []
 
 
 def test_bare_nan_in_json_is_flagged(clean_tree):

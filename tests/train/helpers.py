@@ -5,8 +5,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, WeightedRandomSampler
 
-from streamguard.train.engine import make_loader
-from streamguard.train.seeding import make_generator
+from streamguard.train.engine import LoopConfig, RunInfo, Trainer, make_loader
+from streamguard.train.losses import make_loss
+from streamguard.train.seeding import make_generator, seed_everything
 
 
 class ToyDataset(Dataset):
@@ -47,3 +48,25 @@ def toy_loaders(seed: int = 0, n_train: int = 128, n_eval: int = 64, batch_size:
         "val": make_loader(ToyDataset(n_eval, dim, seed=2), batch_size, seed=seed),
         "test": make_loader(ToyDataset(n_eval, dim, seed=3), batch_size, seed=seed),
     }
+
+
+def toy_trainer(out_dir, seed: int = 0, cfg: LoopConfig | None = None, dataset_hash: str = "hash-1",
+                param_groups=None, model: nn.Module | None = None, extra: dict | None = None,
+                **loader_kw) -> Trainer:
+    """A Trainer on the toy data; ``param_groups`` may be a function of the model."""
+    seed_everything(seed)
+    model = model or MLP()
+    cfg = cfg or LoopConfig(epochs=3, lr=3e-2, patience=5)
+    info = RunInfo("toy", seed, dataset_hash, {"model": {"hidden": 16}}, {"model.hidden": "params.yaml"}, extra or {})
+    groups = param_groups(model) if callable(param_groups) else param_groups
+    return Trainer(model, toy_loaders(seed, **loader_kw), make_loss("bce"), cfg, out_dir, info, groups)
+
+
+def run_toy(out_dir, **kw):
+    return toy_trainer(out_dir, **kw).run()
+
+
+def strip_timings(result) -> tuple[dict, list[dict]]:
+    """metrics.json body and history without the wall-clock values, which differ between runs."""
+    return ({k: v for k, v in result.metrics.items() if k != "wall_time_s"},
+            [{k: v for k, v in row.items() if k != "seconds"} for row in result.history])

@@ -6,7 +6,7 @@ import torch
 
 from streamguard.errors import ConfigError
 from streamguard.train import amp as amp_mod
-from streamguard.train.amp import Amp, resolve_amp
+from streamguard.train.amp import Amp, AmpSettings, resolve_amp
 
 
 def test_cpu_runs_full_precision_unless_bf16_is_asked():
@@ -38,17 +38,49 @@ def test_cuda_auto_picks_bf16_where_supported(monkeypatch, bf16, expected, scale
     assert requested.dtype is expected  # bf16 asked on a GPU without it falls back to fp16 + scaler
 
 
-def test_disabled_scaler_is_a_plain_step_and_state_roundtrips():
+def test_disabled_scaler_is_a_plain_step_with_nothing_to_checkpoint():
     model = torch.nn.Linear(2, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     amp = Amp(resolve_amp("cpu"))
     loss = model(torch.ones(1, 2)).sum()
     amp.backward(loss)
+    grad = model.weight.grad.clone()
     amp.unscale_(opt)
+    assert torch.equal(model.weight.grad, grad)  # nothing was scaled, so nothing is unscaled
     before = model.weight.detach().clone()
     amp.step(opt)
     assert amp.update() is False
-    assert not torch.equal(before, model.weight)
-    other = Amp(resolve_amp("cpu"))
-    other.load_state_dict(amp.state_dict())
-    assert other.state_dict() == amp.state_dict()
+    torch.testing.assert_close(model.weight, before - 0.1 * grad)  # exactly SGD's step
+    assert amp.state_dict() == {}
+
+
+def _scaled_step(amp, grad_value):
+    """One scaled step of a 1-parameter model whose gradient is `grad_value` before scaling."""
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=1.0)
+    amp.backward((param * grad_value).sum())
+    amp.unscale_(opt)
+    amp.step(opt)
+    return param, amp.update()
+
+
+def test_enabled_scaler_skips_overflow_steps_and_its_state_roundtrips():
+    # The CPU GradScaler behaves as the CUDA one does under fp16, so this runs without a GPU.
+    settings = AmpSettings("cpu", None, True, "test")
+    amp = Amp(settings)
+    initial = amp.scaler.get_scale()
+    param, skipped = _scaled_step(amp, float("inf"))
+    assert skipped is True and param.item() == 0.0  # the overflowing step was not applied
+    assert amp.scaler.get_scale() == initial * 0.5
+    param, skipped = _scaled_step(amp, 2.0)
+    assert skipped is False and param.item() == pytest.approx(-2.0)  # unscaled before the step
+    state = amp.state_dict()
+    assert state["scale"] == initial * 0.5 and state["_growth_tracker"] == 1
+
+    restored = Amp(settings)
+    restored.load_state_dict(state)
+    assert restored.scaler.get_scale() == initial * 0.5 and restored.state_dict() == state
+    # An empty state (a run without scaler) leaves a fresh scaler as it is.
+    fresh = Amp(settings)
+    fresh.load_state_dict({})
+    assert fresh.scaler.get_scale() == initial

@@ -10,7 +10,7 @@ from torch import nn
 
 from streamguard.io import read_json
 from streamguard.train.collapse import CollapseConfig, CollapseDetector, prediction_histogram
-from streamguard.train.engine import COLLAPSE_FILE, METRICS_FILE, RunInfo, TrainConfig, train
+from streamguard.train.engine import COLLAPSE_FILE, METRICS_FILE, LoopConfig, RunInfo, train
 from streamguard.train.losses import make_loss
 from streamguard.train.seeding import seed_everything
 
@@ -71,7 +71,7 @@ class HugeGradModel(nn.Module):
 
 def run(model, out_dir, epochs=5):
     seed_everything(0)
-    cfg = TrainConfig(epochs=epochs, lr=1e-3, patience=10)
+    cfg = LoopConfig(epochs=epochs, lr=1e-3, patience=10)
     return train(model, toy_loaders(0), make_loss("bce"), cfg, out_dir, RunInfo("toy", 0, "h"))
 
 

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from streamguard.errors import ConfigError
-from streamguard.train.losses import FocalLoss, make_loss, pos_weight_from_labels
+from streamguard.train.losses import FocalLoss, make_loss
 
 
 def _data():
@@ -39,10 +39,10 @@ def test_focal_loss_is_finite_for_extreme_logits():
     assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
 
 
-def test_pos_weight_and_errors():
-    assert pos_weight_from_labels(torch.tensor([1, 0, 0, 0])) == 3.0
-    assert pos_weight_from_labels([1, 1]) == 1.0
+def test_bad_loss_settings_are_config_errors():
     with pytest.raises(ConfigError, match="unknown loss"):
         make_loss("hinge")
     with pytest.raises(ConfigError, match="gamma"):
         FocalLoss(gamma=-1)
+    with pytest.raises(ConfigError, match="alpha"):
+        FocalLoss(alpha=1.5)

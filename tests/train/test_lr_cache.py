@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -35,7 +36,7 @@ class Counter:
 def test_key_is_canonical_and_sensitive():
     a = cache_key({"b": 1, "a": [1, 2]}, "md5-1", 42)
     assert a == cache_key({"a": [1, 2], "b": 1}, "md5-1", 42)  # key order does not matter
-    assert len(a) == 64 and int(a, 16) >= 0
+    assert re.fullmatch(r"[0-9a-f]{64}", a)  # a sha256 hex digest, usable as a file name
     assert len({a, cache_key({"b": 2, "a": [1, 2]}, "md5-1", 42), cache_key({"b": 1, "a": [1, 2]}, "md5-2", 42),
                 cache_key({"b": 1, "a": [1, 2]}, "md5-1", 7),
                 cache_key({"b": 1, "a": [1, 2]}, "md5-1", 42, {"steps": 50})}) == 5

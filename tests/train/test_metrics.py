@@ -23,7 +23,8 @@ def test_values_on_a_hand_checked_case():
     assert m["mcc"] == pytest.approx((3 * 3 - 1 * 1) / 16)
     # 14 of the 16 positive/negative pairs are ranked correctly (0.3 < 0.6 and 0.3 < 0.4 are not)
     assert m["roc_auc"] == pytest.approx(14 / 16)
-    assert 0 < m["pr_auc"] <= 1
+    # average precision: ranked by prob, the positives sit at ranks 1, 2, 3 and 6 -> (1 + 1 + 1 + 4/6) / 4
+    assert m["pr_auc"] == pytest.approx(11 / 12)
     assert list(m) == list(METRIC_NAMES)
 
 

@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent('''
     import torch
     from torch import nn
     from torch.utils.data import TensorDataset
-    from streamguard.train.engine import RunInfo, TrainConfig, make_loader, train
+    from streamguard.train.engine import LoopConfig, RunInfo, make_loader, train
     from streamguard.train.losses import make_loss
     from streamguard.train.seeding import seed_everything
 
@@ -51,8 +51,9 @@ SCRIPT = textwrap.dedent('''
     loaders = {"train": make_loader(data(128, 1), 16, shuffle=True, seed=11, collate_fn=collate),
                "val": make_loader(data(64, 2), 16, seed=11, collate_fn=collate),
                "test": make_loader(data(64, 3), 16, seed=11, collate_fn=collate)}
-    cfg = TrainConfig(epochs=6, lr=2e-2, patience=10)
-    train(Net(), loaders, make_loss("bce"), cfg, sys.argv[1], RunInfo("resume-test", 11, "data-hash"))
+    cfg = LoopConfig(epochs=6, lr=2e-2, patience=10)
+    info = RunInfo("resume-test", 11, "data-hash", extra={"model_spec": {"kind": "net", "hidden": 16}})
+    train(Net(), loaders, make_loss("bce"), cfg, sys.argv[1], info)
 ''')
 
 
@@ -106,6 +107,7 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(tmp_path):
     wa = load_torch(full_dir / "model_checkpoint.pt")["best_model"]
     wb = load_torch(killed_dir / "model_checkpoint.pt")["best_model"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert load_torch(killed_dir / "model_checkpoint.pt")["model_spec"] == {"kind": "net", "hidden": 16}
     meta = read_json(killed_dir / "training_metadata.json")
     assert meta["timings"]["resumed_from_epoch"] == saved_epoch
     assert not list(killed_dir.glob("*.tmp")) and not list(killed_dir.glob(".*.tmp"))

@@ -1,0 +1,60 @@
+"""Bag-of-tokens baseline: TF-IDF over C tokens (1-2 grams) + logistic regression.
+
+One definition for the benches, the tests and a later pipeline stage, so their figures are comparable.
+A pure function of its inputs: it reads and writes no files.
+"""
+from __future__ import annotations
+
+import re
+from typing import Mapping, Sequence
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from ..errors import DataError
+
+# Identifiers, numbers, two-character operators, then any single punctuation character. The operators
+# come before `[^\s\w]` so that `->`, `<<` or `++` stay one token instead of two punctuation marks.
+TOKEN_PATTERN = r"[A-Za-z_]\w*|\d+|->|\+\+|--|<<|>>|[<>=!]=|&&|\|\||[^\s\w]"
+_TOKEN_RE = re.compile(TOKEN_PATTERN)
+
+MIN_DF = 2  # a token seen in one training function only is noise for a linear model
+MAX_FEATURES = 200_000  # bounds memory on Devign-sized data; the synthetic sets stay far below it
+MAX_ITER = 2000
+
+
+def tokenize(code: str) -> list[str]:
+    """The tokens the vectorizer sees (C is case-sensitive, so nothing is lowercased)."""
+    return _TOKEN_RE.findall(code)
+
+
+def make_vectorizer() -> TfidfVectorizer:
+    return TfidfVectorizer(token_pattern=TOKEN_PATTERN, ngram_range=(1, 2), min_df=MIN_DF,
+                           max_features=MAX_FEATURES, sublinear_tf=True, lowercase=False)
+
+
+def fit_predict(train_codes: Sequence[str], train_labels: Sequence[int],
+                eval_codes: Mapping[str, Sequence[str]], seed: int) -> dict[str, np.ndarray]:
+    """Fit on the training functions; return P(vulnerable) as float64 `[n]` for each named split.
+
+    The vocabulary and IDF weights come from `train_codes` only, so evaluation splits never leak into
+    the features. Same inputs and seed give the same probabilities.
+    """
+    labels = np.asarray(train_labels, dtype=np.int64)
+    if len(labels) != len(train_codes):
+        raise DataError(f"tfidf baseline: {len(train_codes)} training functions but {len(labels)} labels")
+    if set(labels.tolist()) != {0, 1}:
+        raise DataError(f"tfidf baseline: training labels must include both 0 and 1, got {sorted(set(labels.tolist()))}")
+    vec = make_vectorizer()
+    features = vec.fit_transform(list(train_codes))
+    clf = LogisticRegression(max_iter=MAX_ITER, C=1.0, random_state=seed)
+    clf.fit(features, labels)
+    positive = list(clf.classes_).index(1)
+
+    def proba(codes: Sequence[str]) -> np.ndarray:
+        if len(codes) == 0:  # scikit-learn refuses zero-row input
+            return np.empty(0, dtype=np.float64)
+        return clf.predict_proba(vec.transform(list(codes)))[:, positive].astype(np.float64)
+
+    return {name: proba(codes) for name, codes in eval_codes.items()}
