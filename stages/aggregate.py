@@ -1,10 +1,11 @@
-"""DVC stage `aggregate`: every run directory -> paths.summary (production_summary/)."""
+"""DVC stage `aggregate`: every run directory -> paths.summary (production_summary/) and paths.metrics."""
 import logging
 import sys
 
 from streamguard.config import load_config
 from streamguard.kinds import get_kind, kind_names
 from streamguard.report import aggregate
+from streamguard.report.headline import write_metrics_files
 from streamguard.runner import guarded
 
 
@@ -12,6 +13,7 @@ def main() -> None:
     cfg = load_config("params.yaml")
     models = [get_kind(name).output_dir for name in kind_names()]
     summary = aggregate(cfg.paths.outputs, cfg.paths.summary, seeds=cfg.seeds, models=models)
+    write_metrics_files(summary, cfg.paths.outputs, models, cfg.seeds, cfg.paths.metrics)
     logging.getLogger("streamguard.stages").info(
         "aggregate: best model %s (mean F1 %s)", summary["best_overall_model"], summary["best_overall_f1"])
 

@@ -14,7 +14,7 @@ def main() -> None:
     args = parser.parse_args()
     get_kind(args.model)  # an unknown kind is a one-line error listing the known ones
     cfg = load_config("params.yaml")
-    train_run(args.model, cfg, args.seed, cfg.paths.outputs, cfg.paths.processed, cfg.paths.lr_find)
+    train_run(args.model, cfg, args.seed, cfg.paths.outputs, cfg.paths.processed, cfg.paths.lr_find, cfg.paths.logs)
     # A collapsed run is a result: its status is in metrics.json and the stage exits 0.
 
 

@@ -119,6 +119,8 @@ class PathsConfig:
     lr_find: str = "training/lr_find"
     outputs: str = "training/outputs"
     summary: str = "training/outputs/production_summary"
+    metrics: str = "metrics"  # small metrics files committed to git (dvc metrics diff / exp show)
+    logs: str = "training/logs"  # run-varying facts (wall times, cache hits): not DVC outs, git-ignored
 
 
 @dataclass(frozen=True)

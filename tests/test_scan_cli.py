@@ -119,3 +119,32 @@ def test_function_names_through_pointer_and_function_pointer_declarators():
     from streamguard.graphs.languages import extract_functions
     src = b"static char *const *get(int a) { return 0; }\nint (*fp(void))(int) { return 0; }\nvoid plain(void) {}\n"
     assert [f[:3] for f in extract_functions(src)] == [("get", 1, 1), ("fp", 2, 2), ("plain", 3, 3)]
+
+
+@pytest.mark.parametrize("model", ["transformer", "gnn", "fusion"])
+def test_scan_scores_a_function_as_predict_does_on_its_test_sample(fused, tmp_path, model):
+    """scan re-encodes source text through the same code path as prepare: its probability for a test
+    function equals the engine's predict() on that function's prepared sample."""
+    from streamguard.data.datasets import ProcessedData
+    from streamguard.io import read_json
+    from streamguard.train.checkpoint import CHECKPOINT_FILE, load_best_weights, load_model_spec
+    from streamguard.train.engine import predict
+
+    processed, outputs = fused
+    data = ProcessedData(processed)
+    kind = runs.get_kind(model)
+    ckpt = runs.run_dir(outputs, model, 42) / CHECKPOINT_FILE
+    net = runs.build_model(load_model_spec(ckpt))
+    net.load_state_dict(load_best_weights(ckpt))
+    loader = runs.make_loaders(kind, {"test": kind.dataset(data, "test")}, 8, 0, data.pad_id, False)["test"]
+    expected = predict(net, loader, "cpu").probs
+    records = [json.loads(line) for line in (processed / "splits" / "test.jsonl").read_text().splitlines()]
+    for i in (0, 1, len(records) - 1):
+        src = tmp_path / f"f{i}.c"
+        src.write_text(records[i]["code"])
+        out = tmp_path / f"f{i}.json"
+        assert main(["scan", str(src), "--model", model, "--seed", "42", "--format", "json", "-o", str(out),
+                     "--outputs", str(outputs), "--processed", str(processed)]) == 0
+        found = json.loads(out.read_text())["functions"]
+        assert len(found) == 1
+        assert found[0]["probability"] == pytest.approx(float(expected[i]), abs=2e-6)

@@ -1,8 +1,8 @@
 """Fusion of the transformer and the taint-flow GNN.
 
-Both branches' embeddings are concatenated and passed through a small fusion MLP. Discriminative
-learning rates are expressed as parameter groups (`param_groups`) that the training engine turns into
-optimizer groups with their own LR multipliers.
+Both branches' embeddings are concatenated and passed through a small fusion MLP. `component_modules`
+names the three components; the fusion kind (streamguard/kinds/fusion.py) turns them into parameter
+groups with their own LR multipliers (discriminative LRs) for the training engine.
 """
 from __future__ import annotations
 

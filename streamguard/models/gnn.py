@@ -2,9 +2,11 @@
 
 Node encoder (DeepDFA-style abstract features): statement-kind embedding + sum of API/operator/literal
 feature embeddings + projected source/sink/sanitizer/tainted flags + mean of statement token embeddings
-+ AST depth embedding. Message passing is relation-aware over the typed edges (AST, CFG seq/branch/loop,
-data dependence, taint), each also used in reverse so information flows both ways. Pooling is attentional
-or mean+max; a small head gives one logit per graph.
++ AST depth embedding. Message passing runs over the typed edges (AST, CFG seq/branch/loop, data
+dependence, taint), each also used in reverse as a relation of its own so information flows both ways:
+`rgcn` (a weight per relation) and `gine` (a learned edge embedding per relation) read the edge type
+and direction; `ggnn` (gated updates) sees the same edges untyped. Pooling is attentional or mean+max;
+a small head gives one logit per graph.
 """
 from __future__ import annotations
 

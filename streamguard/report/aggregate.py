@@ -7,12 +7,15 @@ and, when present, `collapse_report.json`. A run is `ok`, `collapsed` (its metri
 ok runs enter the means. std is the sample std (ddof=1) over ok runs, 0.0 for a single ok run and
 null for none. `best_overall_model` is the model with the highest mean test F1 (first in `models`
 order on a tie); `best_seed` is the ok seed with the highest test F1 (first in `seeds` order on a tie).
+
+The output directory is a DVC out: every file in it is a function of the run files alone (no dates,
+no wall times), so aggregating the same runs twice writes identical bytes. Wall times are in each
+run's run_log.json (see streamguard.train.outputs), which aggregate does not read.
 """
 from __future__ import annotations
 
 import csv
 import dataclasses
-import datetime as _dt
 import io
 import math
 import os
@@ -40,7 +43,7 @@ F1_BY_SEED_PNG = "f1_by_seed.png"
 STABILITY_COLUMNS = (
     "model", "seed", "status", "collapsed", "reason", "final_epoch", "best_epoch", "epochs_run",
     "grad_norm_min", "grad_norm_max", "grad_norm_max_over_min", "grad_norm_std", "grad_norm_nonfinite_epochs",
-    "skipped_steps_total", "nonfinite_loss_epochs", "wall_time_s", "history",
+    "skipped_steps_total", "nonfinite_loss_epochs", "history",
 )
 
 
@@ -166,12 +169,6 @@ def _int_or_none(value: Any) -> int | None:
     return int(value) if float(value).is_integer() else None
 
 
-def _nonneg_or_none(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) and value >= 0 else None
-
-
 def _run_entry(rec: RunRecord) -> dict[str, Any]:
     m = rec.metrics or {}
     return {
@@ -180,7 +177,6 @@ def _run_entry(rec: RunRecord) -> dict[str, Any]:
         "reason": rec.reason,
         "best_epoch": _int_or_none(m.get("best_epoch")),
         "epochs_run": _int_or_none(m.get("epochs_run")),
-        "wall_time_s": _nonneg_or_none(m.get("wall_time_s")),
         "test": rec.test,
     }
 
@@ -203,15 +199,13 @@ def summarize_model(records: Sequence[RunRecord], seeds: Sequence[int]) -> dict[
     return entry
 
 
-def build_summary(records: Sequence[RunRecord], seeds: Sequence[int], models: Sequence[str],
-                  timestamp: str | None = None) -> dict[str, Any]:
+def build_summary(records: Sequence[RunRecord], seeds: Sequence[int], models: Sequence[str]) -> dict[str, Any]:
     by_model: dict[str, Any] = {}
     for name in models:
         by_model[name] = summarize_model([r for r in records if r.model == name], seeds)
     ranked = [(n, e["mean_f1"]) for n, e in by_model.items() if e["mean_f1"] is not None]
     best = max(ranked, key=lambda item: item[1], default=(None, None))
     return {
-        "timestamp": timestamp or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "seeds": list(seeds),
         "statistics": {"std_ddof": 1, "best_overall_by": "mean_f1"},
         "models": by_model,
@@ -240,7 +234,6 @@ def stability_row(rec: RunRecord) -> dict[str, Any]:
         "reason": rec.reason,
         "best_epoch": _int_or_none(m.get("best_epoch")),
         "epochs_run": _int_or_none(m.get("epochs_run")),
-        "wall_time_s": _nonneg_or_none(m.get("wall_time_s")),
         "history": rec.history_note,
     }
     epochs = finite(numeric("epoch"))
@@ -260,9 +253,6 @@ def stability_row(rec: RunRecord) -> dict[str, Any]:
     losses = [x for x in (numeric("train_loss"), numeric("val_loss")) if x is not None]
     if losses:
         row["nonfinite_loss_epochs"] = int((~np.all([np.isfinite(x) for x in losses], axis=0)).sum())
-    seconds = numeric("seconds")
-    if row["wall_time_s"] is None and seconds is not None and finite(seconds).size:
-        row["wall_time_s"] = float(finite(seconds).sum())
     return {c: row.get(c) for c in STABILITY_COLUMNS}
 
 
@@ -283,18 +273,19 @@ def _check_plan(seeds: Sequence[int], models: Sequence[str]) -> None:
 
 
 def aggregate(outputs_dir: str | os.PathLike, out_dir: str | os.PathLike, *, models: Sequence[str],
-              seeds: Sequence[int] = DEFAULT_SEEDS, timestamp: str | None = None) -> dict[str, Any]:
+              seeds: Sequence[int] = DEFAULT_SEEDS) -> dict[str, Any]:
     """Read every (model, seed) run under `outputs_dir` and write the production summary to `out_dir`.
 
     Writes production_summary.json (validated against summary_schema.json before anything is
     written), production_report.md, training_stability.csv, metrics_comparison.png and
-    f1_by_seed.png. Returns the summary dict. Collapsed and missing runs are marked, not fatal.
+    f1_by_seed.png, all reproducible byte for byte from the same run files. Returns the summary
+    dict. Collapsed and missing runs are marked, not fatal.
     """
     seeds, models = list(seeds), list(models)
     _check_plan(seeds, models)
     out = pathlib.Path(out_dir)
     records = [load_run(outputs_dir, model, seed) for model in models for seed in seeds]
-    summary = build_summary(records, seeds, models, timestamp)
+    summary = build_summary(records, seeds, models)
     validate_summary(summary, source=str(out / SUMMARY_JSON))
     rows = [stability_row(r) for r in records]
 

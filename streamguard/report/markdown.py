@@ -1,4 +1,7 @@
-"""production_report.md: the summary and the training-stability rows as Markdown tables."""
+"""production_report.md: the summary and the training-stability rows as Markdown tables.
+
+No generation date or wall times: the report is a DVC out and must be the same bytes for the same runs.
+"""
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -61,19 +64,18 @@ def render_report(summary: dict[str, Any], stability_rows: Sequence[dict[str, An
     )
     stability = table(
         ["model", "seed", "status", "final epoch", "best epoch", "grad norm min", "grad norm max",
-         "max/min", "grad norm std", "skipped steps", "non-finite loss epochs", "wall time (s)"],
+         "max/min", "grad norm std", "skipped steps", "non-finite loss epochs"],
         [
             [row["model"], row["seed"], row["status"], _num(row["final_epoch"]), _num(row["best_epoch"]),
              _num(row["grad_norm_min"]), _num(row["grad_norm_max"]), _num(row["grad_norm_max_over_min"], 2),
-             _num(row["grad_norm_std"]), _num(row["skipped_steps_total"]), _num(row["nonfinite_loss_epochs"]),
-             _num(row["wall_time_s"], 1)]
+             _num(row["grad_norm_std"]), _num(row["skipped_steps_total"]), _num(row["nonfinite_loss_epochs"])]
             for row in stability_rows
         ],
     )
     return "\n".join([
         "# StreamGuard production report",
         "",
-        f"Generated {summary['timestamp']} over seeds {', '.join(map(str, summary['seeds']))}.",
+        f"Seeds: {', '.join(map(str, summary['seeds']))}.",
         "",
         best_line,
         "",
@@ -90,7 +92,9 @@ def render_report(summary: dict[str, Any], stability_rows: Sequence[dict[str, An
         "",
         "## Training stability",
         "",
-        "Gradient norms are before clipping, per epoch; see `training_stability.csv` for all columns.",
+        "Gradient norms are before clipping, per epoch; see `training_stability.csv` for all columns. "
+        "Wall times differ between identical runs, so they are not reported here: each training run "
+        "writes them, with its start and end time, host and git commit, to its `run_log.json`.",
         "",
         stability,
         "",

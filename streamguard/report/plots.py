@@ -1,7 +1,9 @@
 """Figures of the production summary, drawn from the summary dict alone.
 
 Uses matplotlib's Agg canvas directly (no pyplot): no GUI backend, no global figure state,
-safe in stages and tests. PNGs are rendered in memory, then written atomically.
+safe in stages and tests. PNGs are rendered in memory, then written atomically. The same summary
+gives the same bytes: Agg writes no date, and the Software tag is left out so a matplotlib upgrade
+that draws the same pixels does not change the file either.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ def _new_figure(width: float, height: float) -> Figure:
 
 def save_png(fig: Figure, path: str | os.PathLike) -> None:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
     with atomic_write(path, "wb") as fh:
         fh.write(buf.getbuffer())
 

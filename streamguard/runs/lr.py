@@ -22,8 +22,16 @@ log = logging.getLogger("streamguard.runs")
 RESULT_FILE = "recommended_lr.json"
 
 
-def lr_find(kind_name: str, cfg: Config, data, ds_hash: str, out_dir: pathlib.Path) -> dict:
-    """LR range test through the persistent cache; writes the curve and recommended LR into out_dir."""
+CACHE_LOG = "lr_find_{kind}.json"
+
+
+def lr_find(kind_name: str, cfg: Config, data, ds_hash: str, out_dir: pathlib.Path,
+            log_dir: pathlib.Path | None = None) -> dict:
+    """LR range test through the persistent cache; writes the curve and recommended LR into out_dir.
+
+    Whether the cache hit goes to `log_dir` (default: out_dir), not into the outputs: a hit and a miss
+    give the same result files, so the DVC out hashes the same either way.
+    """
     kind = get_kind(kind_name)
     sec = getattr(cfg, kind_name)
     spec = kind.spec(cfg, data)
@@ -48,7 +56,9 @@ def lr_find(kind_name: str, cfg: Config, data, ds_hash: str, out_dir: pathlib.Pa
 
     if lf.enabled:
         result, outcome = cache.get_or_compute(kind_name, spec, ds_hash, cfg.seed, compute, finder_settings=settings)
-        save_lr_outputs(result, out_dir, extra={"cache": {"hit": outcome.hit, "key": outcome.key, "reason": outcome.reason}})
+        save_lr_outputs(result, out_dir)
+        write_json_atomic(pathlib.Path(log_dir or out_dir) / CACHE_LOG.format(kind=kind_name),
+                          {"model": kind_name, "cache": {"hit": outcome.hit, "key": outcome.key, "reason": outcome.reason}})
         log.info("lr_find %s: lr=%.3g (%s), cache %s", kind_name, result.lr, result.confidence, "hit" if outcome.hit else "miss")
         return {"lr": result.lr, "confidence": result.confidence, "cache_hit": outcome.hit}
     lr = float(np.sqrt(sec.lr_min * sec.lr_max))  # geometric middle of the configured range

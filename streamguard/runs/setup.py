@@ -34,8 +34,12 @@ def loop_config(kind: str, cfg: Config, lr: float, hw: HardwareConfig, epochs: i
                                      explode_grad_norm=cfg.train.explode_grad_norm))
 
 
-def run_info(kind: str, cfg: Config, seed: int, ds_hash: str, spec: dict, hw: HardwareConfig, extra: dict) -> RunInfo:
-    """Metadata of a run: the sections it read (its own, its backbones', `train`) with their sources."""
+def run_info(kind: str, cfg: Config, seed: int, ds_hash: str, spec: dict, hw: HardwareConfig, extra: dict,
+             log_dir: str | pathlib.Path | None = None) -> RunInfo:
+    """Metadata of a run: the sections it read (its own, its backbones', `train`) with their sources.
+
+    `log_dir` receives the run's varying facts (wall times, git commit); None keeps them in the run directory.
+    """
     config, sources = {}, {}
     for name in [kind, *get_kind(kind).backbones, "train"]:
         values, srcs = cfg.section_with_sources(name)
@@ -45,4 +49,4 @@ def run_info(kind: str, cfg: Config, seed: int, ds_hash: str, spec: dict, hw: Ha
     sources.update({f"hardware.{k}": v for k, v in hw.sources.items()})
     config["profile"] = cfg.profile
     return RunInfo(model_name=get_kind(kind).output_dir, seed=seed, dataset_hash=ds_hash, config=config,
-                   config_sources=sources, extra={"model_spec": spec, **extra})
+                   config_sources=sources, extra={"model_spec": spec, **extra}, log_dir=log_dir)

@@ -79,7 +79,7 @@ def _write_upstream_collapse(kind, out: pathlib.Path, seed: int, lr: float, reas
         shutil.rmtree(out)
     write_json_atomic(out / engine.COLLAPSE_FILE, {"status": "collapsed", "reason": reason})
     write_json_atomic(out / engine.METRICS_FILE, build_metrics(kind.output_dir, seed, "collapsed", lr, None, None, 0,
-                                                               0.0, empty_metrics(), empty_metrics()))
+                                                               empty_metrics(), empty_metrics()))
     log.warning("%s seed %d not trained: %s", kind.name, seed, reason)
 
 
@@ -99,8 +99,13 @@ def _copy_lr_curve(lr_dir: pathlib.Path, kind_name: str, out: pathlib.Path) -> N
 
 
 def train_run(kind_name: str, cfg: Config, seed: int, outputs: str | pathlib.Path = "training/outputs",
-              processed: str | pathlib.Path = "data/processed", lr_dir: str | pathlib.Path = "training/lr_find") -> Any:
-    """Train `kind_name` for one seed into its run directory; None when a backbone left nothing to start from."""
+              processed: str | pathlib.Path = "data/processed", lr_dir: str | pathlib.Path = "training/lr_find",
+              logs: str | pathlib.Path | None = None) -> Any:
+    """Train `kind_name` for one seed into its run directory; None when a backbone left nothing to start from.
+
+    With `logs`, the run's varying facts (wall times, git commit) go to `{logs}/{output_dir}/seed_{S}/`
+    instead of the run directory, so that the run directory (a DVC out) is the same on every rerun.
+    """
     kind = get_kind(kind_name)
     sec = getattr(cfg, kind_name)
     data = ProcessedData(processed)
@@ -135,7 +140,8 @@ def train_run(kind_name: str, cfg: Config, seed: int, outputs: str | pathlib.Pat
     if kind.backbones:
         extra["branches_from"] = {n: str(run_dir(outputs, n, seed)) for n in kind.backbones}
     result = train_or_restart(build, loaders, kind.loss(sec, weighting), loop_config(kind_name, cfg, lr, hw), out,
-                              run_info(kind_name, cfg, seed, ds_hash, spec, hw, extra))
+                              run_info(kind_name, cfg, seed, ds_hash, spec, hw, extra,
+                                       None if logs is None else run_dir(logs, kind_name, seed)))
     if kind.uses_lr_finder:
         _copy_lr_curve(pathlib.Path(lr_dir), kind_name, out)
     if built_groups[0] is not None:  # per-component gradient norms of a discriminative-LR run

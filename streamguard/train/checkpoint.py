@@ -4,15 +4,18 @@ Format (``CHECKPOINT_FORMAT``, loaded with ``weights_only=True``)
 -----------------------------------------------------------------
 ``format``, ``epoch``, ``global_step``, ``best_model`` (the best weights; what inference loads),
 ``best_metric``, ``best_epoch``, ``bad_epochs``, ``history``, ``collapse`` (detector state),
-``collapse_report``, ``wall_time_s``, ``stop_reason``, ``config`` (canonical JSON, see
-``canonical_config``), ``dataset_hash``, ``model_spec`` (``RunInfo.extra["model_spec"]`` as plain
-JSON types, None when the run has none), ``rng`` (python, numpy, torch, CUDA and every loader /
-sampler generator) and, while the run is unfinished, ``model``, ``optimizer``, ``scheduler`` and
-``scaler``. The best weights share the file with the resumable state so the two never disagree;
-a finished run's file is rewritten without the four resumable entries.
+``collapse_report``, ``stop_reason``, ``config`` (canonical JSON, see ``canonical_config``),
+``dataset_hash``, ``model_spec`` (``RunInfo.extra["model_spec"]`` as plain JSON types, None when
+the run has none), ``rng`` (python, numpy, torch, CUDA and every loader / sampler generator) and,
+while the run is unfinished, ``model``, ``optimizer``, ``scheduler``, ``scaler`` and ``run_log``
+(``started_at``, ``wall_time_s``, ``epoch_seconds``: the wall-clock accounting a resumed run
+continues in its run_log.json). The best weights share the file with the resumable state so the
+two never disagree; a finished run's file is rewritten without the resumable entries, so it holds
+no wall-clock value and two identical runs write identical bytes.
 
-Format 1 lacked ``model_spec``; such a checkpoint still resumes (and is rewritten as the current
-format). Any other format is refused with ``CheckpointError``.
+Format 1 lacked ``model_spec``; formats 1 and 2 kept ``wall_time_s`` at the top level and a
+``seconds`` value in every history row. Such checkpoints still resume (and are rewritten as the
+current format). Any other format is refused with ``CheckpointError``.
 
 Public API
 ----------
@@ -32,12 +35,14 @@ import dataclasses
 import json
 import logging
 import os
+import sys
 from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
 from ..errors import CheckpointError
 from ..io import load_torch, safe_jsonify, save_torch_atomic
+from .outputs import read_run_log
 from .seeding import capture_rng_state, restore_rng_state
 
 if TYPE_CHECKING:  # the engine imports this module; annotations only
@@ -53,8 +58,8 @@ __all__ = [
 log = logging.getLogger("streamguard.train.checkpoint")
 
 CHECKPOINT_FILE = "model_checkpoint.pt"
-CHECKPOINT_FORMAT = 2
-READABLE_FORMATS = (1, 2)  # 1: before model_spec; everything else it holds is the same
+CHECKPOINT_FORMAT = 3
+READABLE_FORMATS = (1, 2, 3)  # 1: before model_spec; 1 and 2: wall times among the results
 # Loop settings that do not change what a run computes; a resumed run may differ in them.
 NON_RESULT_FIELDS = ("progress",)
 
@@ -120,20 +125,54 @@ def verify_checkpoint(path: str | os.PathLike, ckpt: Any, dataset_hash: str | No
             "use a new output directory or delete the checkpoint")
 
 
+def _canonical(value: Any) -> Any:
+    """``value`` with every string interned. Pickle writes an object it has seen before as a back-reference,
+    so without this the bytes would depend on which equal strings happen to be one object (a resumed run's
+    come from unpickling, a fresh run's from literals) and a resumed run's finished file would differ."""
+    if isinstance(value, str):
+        return sys.intern(value)
+    if isinstance(value, dict):
+        return type(value)((_canonical(k), _canonical(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return type(value)(_canonical(v) for v in value)
+    return value
+
+
 def _checkpoint_state(trainer: Trainer, final: bool = False) -> dict[str, Any]:
     t = trainer
-    state: dict[str, Any] = {
+    state: dict[str, Any] = _canonical({
         "format": CHECKPOINT_FORMAT, "epoch": t.epoch, "global_step": t.global_step,
         "best_model": t.best_state, "best_metric": t.best_metric, "best_epoch": t.best_epoch,
         "bad_epochs": t.bad_epochs, "history": t.history, "collapse": t.collapse.state_dict(),
-        "collapse_report": t.collapse_report, "wall_time_s": t.wall_time(), "stop_reason": t.stop_reason,
+        "collapse_report": t.collapse_report, "stop_reason": t.stop_reason,
         "config": t.config_json, "dataset_hash": t.run_info.dataset_hash, "model_spec": t.model_spec,
         "rng": capture_rng_state(t.generators),
-    }
-    if not final:
+    })
+    if not final:  # left as they are (a module state dict carries _metadata); a final file has none of them
         state.update(model=t.model.state_dict(), optimizer=t.optimizer.state_dict(),
-                     scheduler=t.scheduler.state_dict(), scaler=t.amp.state_dict())
+                     scheduler=t.scheduler.state_dict(), scaler=t.amp.state_dict(),
+                     run_log={"started_at": t.started_at, "wall_time_s": t.wall_time(),
+                              "epoch_seconds": list(t.epoch_seconds)})
     return state
+
+
+def _earlier_timing(ckpt: dict[str, Any], log_path: os.PathLike) -> dict[str, Any]:
+    """Wall-clock accounting of the sessions before this one."""
+    if isinstance(ckpt.get("run_log"), dict):
+        return ckpt["run_log"]
+    if "wall_time_s" in ckpt:  # formats 1 and 2
+        return {"wall_time_s": ckpt["wall_time_s"], "epoch_seconds": [row.get("seconds") for row in ckpt["history"]]}
+    # A finished checkpoint carries none; the run log it left (if any) does.
+    return read_run_log(log_path) or {}
+
+
+def _restore_timing(t: Trainer, timing: dict[str, Any]) -> None:
+    wall, seconds, started = timing.get("wall_time_s"), timing.get("epoch_seconds"), timing.get("started_at")
+    t.wall_time_prev = float(wall) if isinstance(wall, (int, float)) and not isinstance(wall, bool) else 0.0
+    known = isinstance(seconds, list) and len(seconds) == len(t.history)
+    t.epoch_seconds = list(seconds) if known else [None] * len(t.history)
+    if isinstance(started, str):
+        t.started_at = started
 
 
 def save_checkpoint(trainer: Trainer, final: bool = False) -> None:
@@ -150,10 +189,12 @@ def resume(trainer: Trainer) -> bool:
     t.epoch, t.global_step = ckpt["epoch"], ckpt["global_step"]
     t.best_state, t.best_metric = ckpt["best_model"], ckpt["best_metric"]
     t.best_epoch, t.bad_epochs = ckpt["best_epoch"], ckpt["bad_epochs"]
-    t.history = list(ckpt["history"])
+    # Rows of formats 1 and 2 hold the epoch's wall time, which the outputs no longer carry.
+    t.history = [{k: v for k, v in row.items() if k != "seconds"} for row in ckpt["history"]]
     t.collapse.load_state_dict(ckpt["collapse"])
     t.collapse_report = ckpt["collapse_report"]
-    t.wall_time_prev, t.stop_reason = ckpt["wall_time_s"], ckpt["stop_reason"]
+    _restore_timing(t, _earlier_timing(ckpt, t.log_path))
+    t.stop_reason = ckpt["stop_reason"]
     if t.stop_reason is None:
         t.model.load_state_dict(ckpt["model"])
         t.optimizer.load_state_dict(ckpt["optimizer"])

@@ -7,7 +7,7 @@
   ``make_loader`` so their generators are seeded; batches are dicts with ``labels`` or PyG batches.
 - ``loss_fn(logits [B] float32, labels [B] float32) -> scalar mean`` (see ``losses.make_loss``).
 - ``cfg``: ``LoopConfig``; ``run_info``: ``RunInfo(model_name, seed, dataset_hash, config,
-  config_sources, extra)``, whose ``extra["model_spec"]`` the checkpoint keeps too;
+  config_sources, extra, log_dir)``, whose ``extra["model_spec"]`` the checkpoint keeps too;
   ``param_groups``: ``list[ParamGroupSpec]`` (LR multipliers per part).
 
 ``Trainer`` is the same loop step by step (``start()``, ``run_epoch()``, ``finish()``; ``run()`` does
@@ -25,14 +25,15 @@ test for metrics.json.
 
 Files in ``out_dir`` (all written atomically): ``metrics.json``, ``metrics_history.csv``,
 ``training_metadata.json``, ``model_checkpoint.pt`` (see ``checkpoint``) and, after a collapse,
-``collapse_report.json``. When ``out_dir`` holds a checkpoint the run resumes from its last finished
+``collapse_report.json``. They hold no wall-clock values, so identical runs write identical bytes;
+times, host and git commit go to ``run_log.json`` in ``run_info.log_dir`` (default ``out_dir``; see
+``outputs``). When ``out_dir`` holds a checkpoint the run resumes from its last finished
 epoch (``CheckpointError`` if dataset hash, config or model spec differ) and ends with the same
 metrics as an uninterrupted run on CPU; a finished run only rewrites its output files.
 """
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import logging
 import math
 import os
@@ -56,15 +57,15 @@ from .checkpoint import CHECKPOINT_FILE, CHECKPOINT_FORMAT, load_best_weights, l
 from .collapse import CollapseConfig, CollapseDetector
 from .metrics import METRIC_NAMES, compute_metrics, empty_metrics, tune_threshold
 from .optim import ParamGroupSpec, build_optimizer, build_scheduler
-from .outputs import (EpochStats, RunInfo, RunResult, build_metadata, build_metrics, history_extra_columns,
-                      write_history_csv)
+from .outputs import (RUN_LOG_FILE, EpochStats, RunInfo, RunResult, build_metadata, build_metrics, build_run_log,
+                      git_commit, history_extra_columns, run_log_path, utc_now, write_history_csv)
 from .seeding import seed_everything
 
 __all__ = [
     "LoopConfig", "RunInfo", "RunResult", "Predictions", "ParamGroupSpec", "Trainer", "train",
     "predict", "resolve_device", "batch_to_device", "batch_labels", "make_loader", "load_best_weights",
     "load_model_spec", "show_progress", "CHECKPOINT_FILE", "CHECKPOINT_FORMAT", "METRICS_FILE", "HISTORY_FILE",
-    "METADATA_FILE", "COLLAPSE_FILE",
+    "METADATA_FILE", "COLLAPSE_FILE", "RUN_LOG_FILE",
 ]
 
 log = logging.getLogger("streamguard.train.engine")
@@ -114,8 +115,6 @@ class LoopConfig:
                 raise ConfigError(f"train.{field}: {msg} (got {getattr(self, field)!r})")
 
 
-
-
 def show_progress(cfg: LoopConfig) -> bool:
     """Whether the loop draws a progress bar: ``cfg.progress``, or by default only on a terminal outside CI."""
     if cfg.progress is not None:
@@ -139,6 +138,7 @@ class Trainer:
         self.cfg, self.run_info, self.loss_fn = cfg, run_info, loss_fn
         self.loaders = dict(loaders)
         self.out_dir = pathlib.Path(out_dir)
+        self.log_path = run_log_path(out_dir, run_info)
         seed_everything(run_info.seed, cfg.deterministic)
         self.device = resolve_device(cfg.device)
         self.amp = Amp(resolve_amp(self.device, cfg.amp))
@@ -165,14 +165,18 @@ class Trainer:
         self.best_state: dict[str, torch.Tensor] | None = None
         self.bad_epochs = 0
         self.history: list[dict[str, Any]] = []
-        self.wall_time_prev = 0.0
+        # Wall-clock accounting: only in run_log.json and an unfinished checkpoint, never in the outputs.
+        self.wall_time_prev = 0.0  # of earlier sessions of this run
+        self.epoch_seconds: list[float | None] = []
         self.stop_reason: str | None = None
         self.collapse_report: dict[str, Any] | None = None
         self.resumed_from: int | None = None
         self._started = False
         self._checked_logits = False
         self._session_start = time.perf_counter()
-        self._started_at = _dt.datetime.now(_dt.timezone.utc)
+        self.session_started_at = utc_now()
+        self.started_at = self.session_started_at  # a resume puts back the first session's
+        self._commit: str | None = None
 
     @property
     def checkpoint_path(self) -> pathlib.Path:
@@ -284,7 +288,8 @@ class Trainer:
         val = predict(self.model, self.loaders["val"], self.device, self.amp, self.loss_fn)
         metrics = compute_metrics(val.labels, val.probs)
         self.collapse.observe_validation(self.global_step, self.epoch, stats.lr, val.probs)
-        row = stats.row(self.epoch, val.loss, metrics, time.perf_counter() - start)
+        row = stats.row(self.epoch, val.loss, metrics)
+        self.epoch_seconds.append(time.perf_counter() - start)
         value = row[self.cfg.monitor]
         if self._improved(value):
             self.best_metric, self.best_epoch, self.bad_epochs = value, self.epoch, 0
@@ -295,7 +300,7 @@ class Trainer:
         log.info("epoch %d/%d %s: train_loss=%.4f val_loss=%s %s=%s grad_norm=%s->%s skipped=%d (%.1fs)",
                  self.epoch, self.cfg.epochs, self.run_info.model_name, row["train_loss"], _fmt(row["val_loss"]),
                  self.cfg.monitor, _fmt(value), _fmt(row["grad_norm_before_clip"]),
-                 _fmt(row["grad_norm_after_clip"]), row["skipped_steps"], row["seconds"])
+                 _fmt(row["grad_norm_after_clip"]), row["skipped_steps"], self.epoch_seconds[-1])
         if not self.collapse.collapsed:
             if self.cfg.patience and self.bad_epochs >= self.cfg.patience:
                 self.stop_reason = "early_stopping"
@@ -304,6 +309,7 @@ class Trainer:
         if self.stop_reason is None and not self.collapse.collapsed:
             checkpoint.save_checkpoint(self)  # the final one is written by finish()
         self._write_history()
+        self.write_run_log("running")
         return row
 
     def _on_collapse(self) -> None:
@@ -316,7 +322,9 @@ class Trainer:
         """Create out_dir, resume from its checkpoint if any (then True), mark the run as running."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         resumed = checkpoint.resume(self)
+        self._commit = git_commit()
         self.write_metadata("running")
+        self.write_run_log("running")
         self._started = True
         return resumed
 
@@ -347,25 +355,29 @@ class Trainer:
                 test = predict(self.model, self.loaders["test"], self.device, self.amp, self.loss_fn)
                 test_metrics = compute_metrics(test.labels, test.probs, threshold)
         metrics = build_metrics(self.run_info.model_name, self.run_info.seed, status, self.cfg.lr, threshold,
-                                self.best_epoch, len(self.history), self.wall_time(), test_metrics, val_metrics)
+                                self.best_epoch, len(self.history), test_metrics, val_metrics)
         checkpoint.save_checkpoint(self, final=True)
         self._write_history()
         if self.collapse_report is not None:
             write_json_atomic(self.out_dir / COLLAPSE_FILE, self.collapse_report)
         write_json_atomic(self.out_dir / METRICS_FILE, metrics)
         self.write_metadata(status)
+        self.write_run_log(status)
         log.info("%s seed %d finished (%s): best_epoch=%s threshold=%s test_f1=%s", self.run_info.model_name,
                  self.run_info.seed, self.stop_reason, self.best_epoch, _fmt(threshold), _fmt(test_metrics["f1"]))
         return RunResult(status, self.stop_reason or "max_epochs", metrics, list(self.history), self.out_dir,
                          val, test)
 
     def write_metadata(self, status: str) -> None:
-        ended = _dt.datetime.now(_dt.timezone.utc) if status != "running" else None
-        timings = {"session_started_at": self._started_at, "ended_at": ended, "wall_time_s": self.wall_time(),
-                   "resumed_from_epoch": self.resumed_from, "epoch_seconds": [row["seconds"] for row in self.history]}
         meta = build_metadata(self.run_info, self.cfg, status, self.stop_reason, self.device, self.amp.settings,
-                              self.optimizer, self.steps_per_epoch, timings)
+                              self.optimizer, self.steps_per_epoch)
         write_json_atomic(self.out_dir / METADATA_FILE, meta)
+
+    def write_run_log(self, status: str) -> None:
+        body = build_run_log(self.run_info, status, self.out_dir, self.started_at, self.session_started_at,
+                             None if status == "running" else utc_now(), self.wall_time(), self.epoch_seconds,
+                             self.resumed_from, self._commit)
+        write_json_atomic(self.log_path, body)
 
 
 def _fmt(value: float | None) -> str:

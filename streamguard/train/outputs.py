@@ -1,37 +1,56 @@
-"""What a run is, writes and returns: metrics_history.csv rows, metrics.json and training_metadata.json.
+"""What a run is, writes and returns: metrics_history.csv rows, metrics.json, training_metadata.json, run_log.json.
+
+The run directory holds only what a rerun with the same inputs reproduces byte for byte (it is a
+DVC out, hashed into dvc.lock); everything that differs between identical runs (wall times, dates,
+host, git commit) goes to ``run_log.json`` in ``RunInfo.log_dir`` instead.
 
 Public API
 ----------
-- ``RunInfo(model_name, seed, dataset_hash, config, config_sources, extra)``: who the run is, as
-  metrics.json and training_metadata.json tell it (``extra["model_spec"]`` also goes into the
-  checkpoint). ``RunResult``: what ``engine.train`` returns (status, stop reason, metrics.json
-  body, history, out_dir, validation and test predictions of the best weights).
+- ``RunInfo(model_name, seed, dataset_hash, config, config_sources, extra, log_dir)``: who the run
+  is, as metrics.json and training_metadata.json tell it (``extra["model_spec"]`` also goes into the
+  checkpoint), and where its run log goes (None: the run's out_dir). ``RunResult``: what
+  ``engine.train`` returns (status, stop reason, metrics.json body, history, out_dir, validation and
+  test predictions of the best weights).
 - ``HISTORY_COLUMNS``: the contract columns of metrics_history.csv (docs/ARCHITECTURE.md); extra
   columns (``grad_norm_max``, ``optimizer_steps``, ``grad_norm_<group>`` per parameter group) follow.
 - ``EpochStats(lr, groups)``: one epoch's optimizer steps, summed step by step (``add_step``);
-  ``row(epoch, val_loss, val_metrics, seconds)`` is the epoch's history row and
+  ``row(epoch, val_loss, val_metrics)`` is the epoch's history row and
   ``history_extra_columns(groups)`` the columns after the contract ones.
 - ``write_history_csv(path, rows, extra_columns)``: rewritten atomically after every epoch; NaN/inf
   and None are written as empty cells.
 - ``build_metrics(...) -> dict``: the metrics.json body (contract keys only, non-finite -> null).
 - ``build_metadata(...) -> dict``: the training_metadata.json body.
+- ``RUN_LOG_FILE``, ``run_log_path(out_dir, run_info)``, ``build_run_log(...) -> dict`` (the
+  run_log.json body), ``read_run_log(path) -> dict | None`` (None when absent or unreadable) and
+  ``utc_now()`` (its time stamps).
 - ``git_commit() -> str | None``, ``library_versions() -> dict``, ``device_description(device)``.
+
+run_log.json (strict JSON, rewritten at the start, at each epoch end and at the finish):
+``model``, ``seed``, ``status`` (running | ok | collapsed), ``out_dir``, ``started_at`` (UTC ISO-8601,
+the run's first start, kept across resumes), ``session_started_at`` (this process), ``ended_at``
+(null while running), ``wall_time_s`` (total over every session, up to this write),
+``epoch_seconds`` (one per history row; null where a resumed run could not know it),
+``resumed_from_epoch`` (null for a fresh start), ``git_commit`` (null outside a repository),
+``hostname``.
 """
 from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime as _dt
 import io
 import math
+import os
 import pathlib
 import platform
+import socket
 import subprocess
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import torch
 
-from ..io import write_text_atomic
+from ..io import loads_strict, write_text_atomic
 from .metrics import METRIC_NAMES
 
 if TYPE_CHECKING:
@@ -42,8 +61,9 @@ if TYPE_CHECKING:
 HISTORY_COLUMNS: tuple[str, ...] = (
     "epoch", "lr", "train_loss", "val_loss",
     *(f"val_{m}" for m in METRIC_NAMES),
-    "grad_norm_before_clip", "grad_norm_after_clip", "skipped_steps", "seconds",
+    "grad_norm_before_clip", "grad_norm_after_clip", "skipped_steps",
 )
+RUN_LOG_FILE = "run_log.json"
 
 _DISTRIBUTIONS = {"torch": "torch", "transformers": "transformers", "torch_geometric": "torch-geometric",
                   "sklearn": "scikit-learn", "numpy": "numpy"}
@@ -57,6 +77,8 @@ class RunInfo:
     config: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # resolved config of the run
     config_sources: Mapping[str, str] = dataclasses.field(default_factory=dict)  # key -> where it came from
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # more metadata, e.g. model_spec
+    # Where run_log.json goes; None: the out_dir. Not part of the run's identity (not in the checkpoint config).
+    log_dir: str | os.PathLike | None = None
 
 
 @dataclasses.dataclass
@@ -116,7 +138,7 @@ class EpochStats:
     def train_loss(self) -> float:
         return self.loss_sum / max(1, self.samples)
 
-    def row(self, epoch: int, val_loss: float | None, val_metrics: Mapping[str, Any], seconds: float) -> dict[str, Any]:
+    def row(self, epoch: int, val_loss: float | None, val_metrics: Mapping[str, Any]) -> dict[str, Any]:
         count = max(1, self.norm_count)
         measured = self.norm_count > 0
         row: dict[str, Any] = {
@@ -124,7 +146,7 @@ class EpochStats:
             **{f"val_{k}": val_metrics[k] for k in METRIC_NAMES},
             "grad_norm_before_clip": self.norm_sum / count if measured else None,
             "grad_norm_after_clip": self.after_sum / count if measured else None,
-            "skipped_steps": self.skipped, "seconds": seconds,
+            "skipped_steps": self.skipped,
             "grad_norm_max": self.norm_max if measured else None,
             "optimizer_steps": self.steps,
         }
@@ -155,11 +177,11 @@ def write_history_csv(path: str | pathlib.Path, rows: Sequence[Mapping[str, Any]
 
 
 def build_metrics(model: str, seed: int, status: str, lr: float, threshold: float | None,
-                  best_epoch: int | None, epochs_run: int, wall_time_s: float,
+                  best_epoch: int | None, epochs_run: int,
                   test: Mapping[str, Any], val: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "model": model, "seed": int(seed), "status": status, "lr": float(lr), "threshold": threshold,
-        "best_epoch": best_epoch, "epochs_run": int(epochs_run), "wall_time_s": float(wall_time_s),
+        "best_epoch": best_epoch, "epochs_run": int(epochs_run),
         "test": {k: test.get(k) for k in METRIC_NAMES},
         "val": {k: val.get(k) for k in METRIC_NAMES},
     }
@@ -167,7 +189,7 @@ def build_metrics(model: str, seed: int, status: str, lr: float, threshold: floa
 
 def build_metadata(run_info: RunInfo, train_cfg: LoopConfig, status: str, stop_reason: str | None,
                    device: torch.device, amp: AmpSettings, optimizer: torch.optim.Optimizer,
-                   steps_per_epoch: int, timings: Mapping[str, Any]) -> dict[str, Any]:
+                   steps_per_epoch: int) -> dict[str, Any]:
     return {
         "model": run_info.model_name,
         "status": status,
@@ -176,7 +198,6 @@ def build_metadata(run_info: RunInfo, train_cfg: LoopConfig, status: str, stop_r
         "config_sources": run_info.config_sources,
         "seeds": {"run": run_info.seed},
         "dataset_hash": run_info.dataset_hash,
-        "git_commit": git_commit(),
         "versions": library_versions(),
         "device": device_description(device),
         "amp": {"dtype": amp.name, "grad_scaler": amp.use_scaler, "reason": amp.reason},
@@ -185,9 +206,37 @@ def build_metadata(run_info: RunInfo, train_cfg: LoopConfig, status: str, stop_r
              "num_params": sum(p.numel() for p in g["params"])} for g in optimizer.param_groups]},
         "schedule": {"steps_per_epoch": steps_per_epoch, "total_steps": steps_per_epoch * train_cfg.epochs,
                      "warmup_ratio": train_cfg.warmup_ratio, "grad_accum": train_cfg.grad_accum},
-        "timings": dict(timings),
         "extra": run_info.extra,
     }
+
+
+def run_log_path(out_dir: str | os.PathLike, run_info: RunInfo) -> pathlib.Path:
+    return pathlib.Path(run_info.log_dir if run_info.log_dir is not None else out_dir) / RUN_LOG_FILE
+
+
+def build_run_log(run_info: RunInfo, status: str, out_dir: str | os.PathLike, started_at: str,
+                  session_started_at: str, ended_at: str | None, wall_time_s: float,
+                  epoch_seconds: Sequence[float | None], resumed_from_epoch: int | None,
+                  commit: str | None) -> dict[str, Any]:
+    return {
+        "model": run_info.model_name, "seed": int(run_info.seed), "status": status, "out_dir": str(out_dir),
+        "started_at": started_at, "session_started_at": session_started_at, "ended_at": ended_at,
+        "wall_time_s": float(wall_time_s), "epoch_seconds": list(epoch_seconds),
+        "resumed_from_epoch": resumed_from_epoch, "git_commit": commit, "hostname": socket.gethostname(),
+    }
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat()
+
+
+def read_run_log(path: str | os.PathLike) -> dict[str, Any] | None:
+    """A run log written before, or None: it only feeds timings, so a missing or damaged one is no error."""
+    try:
+        body = loads_strict(pathlib.Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
 
 
 def git_commit() -> str | None:

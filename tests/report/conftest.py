@@ -14,7 +14,7 @@ SEEDS = [42, 2025, 7]
 HISTORY_COLUMNS = [
     "epoch", "lr", "train_loss", "val_loss", "val_accuracy", "val_precision", "val_recall", "val_f1",
     "val_roc_auc", "val_pr_auc", "val_mcc", "grad_norm_before_clip", "grad_norm_after_clip",
-    "skipped_steps", "seconds", "extra_note",  # an extra column the report must tolerate
+    "skipped_steps", "extra_note",  # an extra column the report must tolerate
 ]
 
 
@@ -29,7 +29,6 @@ def write_history(run_dir: pathlib.Path, rng: np.random.Generator, epochs: int) 
         "epoch": np.arange(1, epochs + 1),
         "grad_norm_before_clip": rng.uniform(0.2, 8.0, epochs),
         "skipped_steps": rng.integers(0, 4, epochs),
-        "seconds": rng.uniform(1.0, 5.0, epochs),
         "train_loss": rng.uniform(0.3, 0.7, epochs),
         "val_loss": rng.uniform(0.3, 0.7, epochs),
     }
@@ -54,7 +53,6 @@ def write_run(outputs: pathlib.Path, model: str, seed: int, rng: np.random.Gener
     metrics = {
         "model": model, "seed": seed, "status": status, "lr": 3e-4, "threshold": 0.5,
         "best_epoch": int(rng.integers(1, epochs + 1)), "epochs_run": epochs,
-        "wall_time_s": float(history["seconds"].sum()),
         "test": test, "val": random_test_metrics(rng),
     }
     write_json_atomic(run_dir / "metrics.json", metrics)

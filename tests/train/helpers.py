@@ -1,6 +1,9 @@
 """Tiny models and datasets for engine tests (real tensors, real training)."""
 from __future__ import annotations
 
+import hashlib
+import pathlib
+
 import torch
 from torch import nn
 from torch.utils.data import Dataset, WeightedRandomSampler
@@ -52,12 +55,13 @@ def toy_loaders(seed: int = 0, n_train: int = 128, n_eval: int = 64, batch_size:
 
 def toy_trainer(out_dir, seed: int = 0, cfg: LoopConfig | None = None, dataset_hash: str = "hash-1",
                 param_groups=None, model: nn.Module | None = None, extra: dict | None = None,
-                **loader_kw) -> Trainer:
+                log_dir=None, **loader_kw) -> Trainer:
     """A Trainer on the toy data; ``param_groups`` may be a function of the model."""
     seed_everything(seed)
     model = model or MLP()
     cfg = cfg or LoopConfig(epochs=3, lr=3e-2, patience=5)
-    info = RunInfo("toy", seed, dataset_hash, {"model": {"hidden": 16}}, {"model.hidden": "params.yaml"}, extra or {})
+    info = RunInfo("toy", seed, dataset_hash, {"model": {"hidden": 16}}, {"model.hidden": "params.yaml"}, extra or {},
+                   log_dir=log_dir)
     groups = param_groups(model) if callable(param_groups) else param_groups
     return Trainer(model, toy_loaders(seed, **loader_kw), make_loss("bce"), cfg, out_dir, info, groups)
 
@@ -66,7 +70,13 @@ def run_toy(out_dir, **kw):
     return toy_trainer(out_dir, **kw).run()
 
 
-def strip_timings(result) -> tuple[dict, list[dict]]:
-    """metrics.json body and history without the wall-clock values, which differ between runs."""
-    return ({k: v for k, v in result.metrics.items() if k != "wall_time_s"},
-            [{k: v for k, v in row.items() if k != "seconds"} for row in result.history])
+def outcome(result) -> tuple[dict, list[dict]]:
+    """metrics.json body and history of a run: all of it, since neither holds a wall-clock value."""
+    return result.metrics, result.history
+
+
+def file_digests(root) -> dict[str, str]:
+    """md5 of every file under ``root`` (hidden ones too: a leftover temp file is a difference), by relative path."""
+    root = pathlib.Path(root)
+    return {str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}

@@ -7,9 +7,10 @@ import torch
 from streamguard.errors import CheckpointError
 from streamguard.io import load_torch, read_json, save_torch_atomic
 from streamguard.train.checkpoint import CHECKPOINT_FORMAT, load_model_spec
-from streamguard.train.engine import CHECKPOINT_FILE, METADATA_FILE, LoopConfig, load_best_weights, predict
+from streamguard.train.engine import (CHECKPOINT_FILE, METADATA_FILE, RUN_LOG_FILE, LoopConfig, load_best_weights,
+                                      predict)
 
-from .helpers import MLP, run_toy, strip_timings, toy_loaders, toy_trainer
+from .helpers import MLP, file_digests, outcome, run_toy, toy_loaders, toy_trainer
 
 SPEC = {"kind": "mlp", "dim": 8, "hidden": 16, "dropout": 0.1}
 
@@ -23,9 +24,15 @@ def test_every_checkpoint_holds_the_model_spec_and_rebuilds_the_model(tmp_path):
     assert unfinished["format"] == CHECKPOINT_FORMAT and unfinished["model_spec"] == SPEC
     assert load_model_spec(tmp_path / CHECKPOINT_FILE) == SPEC
 
+    assert unfinished["run_log"]["wall_time_s"] > 0 and len(unfinished["run_log"]["epoch_seconds"]) == 1
+    assert "seconds" not in unfinished["history"][0] and "wall_time_s" not in unfinished
+
     result = trainer.run()
     finished = load_torch(tmp_path / CHECKPOINT_FILE)
     assert finished["stop_reason"] == "max_epochs" and "optimizer" not in finished
+    # No wall-clock value anywhere in a finished checkpoint: identical runs write identical files.
+    assert "run_log" not in finished and "wall_time_s" not in finished
+    assert all("seconds" not in row for row in finished["history"])
     assert finished["model_spec"] == SPEC == read_json(tmp_path / METADATA_FILE)["extra"]["model_spec"]
 
     # The checkpoint alone gives the model back: architecture from its spec, weights from best_model.
@@ -98,38 +105,67 @@ def _crash_after(out_dir, epochs, **kw):
         trainer.run_epoch()
     assert trainer.stop_reason is None
     assert load_torch(out_dir / CHECKPOINT_FILE)["epoch"] == epochs
+    return trainer
 
 
 @pytest.mark.parametrize("weighted_sampler", [False, True])
 def test_in_process_crash_and_resume_matches_uninterrupted(tmp_path, weighted_sampler):
     cfg = LoopConfig(epochs=4, lr=1e-2, patience=5)
-    full = run_toy(tmp_path / "full", cfg=cfg, weighted_sampler=weighted_sampler)
-    _crash_after(tmp_path / "resumed", 2, cfg=cfg, weighted_sampler=weighted_sampler)
-    resumed = run_toy(tmp_path / "resumed", cfg=cfg, weighted_sampler=weighted_sampler)
-    assert read_json(tmp_path / "resumed" / METADATA_FILE)["timings"]["resumed_from_epoch"] == 2
-    assert strip_timings(resumed) == strip_timings(full)
+    full = run_toy(tmp_path / "full", cfg=cfg, weighted_sampler=weighted_sampler, log_dir=tmp_path / "log_full")
+    first = _crash_after(tmp_path / "resumed", 2, cfg=cfg, weighted_sampler=weighted_sampler,
+                         log_dir=tmp_path / "log_resumed")
+    resumed = run_toy(tmp_path / "resumed", cfg=cfg, weighted_sampler=weighted_sampler,
+                      log_dir=tmp_path / "log_resumed")
+    assert outcome(resumed) == outcome(full)
     wf = load_best_weights(tmp_path / "full" / CHECKPOINT_FILE)
     wr = load_best_weights(tmp_path / "resumed" / CHECKPOINT_FILE)
     assert all(torch.equal(wf[k], wr[k]) for k in wf)
+    # Every file, the finished checkpoint included, is the same bytes as the uninterrupted run's.
+    assert file_digests(tmp_path / "resumed") == file_digests(tmp_path / "full")
+
+    run_log = read_json(tmp_path / "log_resumed" / RUN_LOG_FILE)
+    assert run_log["status"] == "ok" and run_log["resumed_from_epoch"] == 2
+    assert run_log["started_at"] == first.started_at < run_log["session_started_at"]  # the first session's start
+    # The first session's epoch times come through the checkpoint; the total covers both sessions.
+    assert run_log["epoch_seconds"][:2] == first.epoch_seconds and len(run_log["epoch_seconds"]) == 4
+    assert all(s > 0 for s in run_log["epoch_seconds"]) and run_log["wall_time_s"] >= sum(run_log["epoch_seconds"])
+
     # A finished run re-started only rewrites its outputs, with the same numbers.
-    again = run_toy(tmp_path / "resumed", cfg=cfg, weighted_sampler=weighted_sampler)
-    assert strip_timings(again) == strip_timings(full)
+    again = run_toy(tmp_path / "resumed", cfg=cfg, weighted_sampler=weighted_sampler,
+                    log_dir=tmp_path / "log_resumed")
+    assert outcome(again) == outcome(full)
+    again_log = read_json(tmp_path / "log_resumed" / RUN_LOG_FILE)
+    assert again_log["resumed_from_epoch"] == 4 and again_log["epoch_seconds"] == run_log["epoch_seconds"]
+    assert again_log["wall_time_s"] >= run_log["wall_time_s"]  # read back from the run log it left
 
 
-def test_a_format_1_checkpoint_still_resumes_and_is_rewritten_in_the_current_format(tmp_path):
+def _as_old_format(path, fmt: int) -> None:
+    """Rewrite an unfinished checkpoint as format 1 or 2 wrote it."""
+    ckpt = load_torch(path)
+    timing = ckpt.pop("run_log")
+    ckpt["wall_time_s"] = timing["wall_time_s"]
+    ckpt["history"] = [{**row, "seconds": s} for row, s in zip(ckpt["history"], timing["epoch_seconds"])]
+    if fmt == 1:
+        del ckpt["model_spec"]
+    save_torch_atomic(path, {**ckpt, "format": fmt})
+
+
+@pytest.mark.parametrize("fmt", [1, 2])
+def test_an_old_format_checkpoint_still_resumes_and_is_rewritten_in_the_current_format(tmp_path, fmt):
     cfg = LoopConfig(epochs=4, lr=1e-2, patience=5)
     extra = {"model_spec": SPEC}
-    full = run_toy(tmp_path / "full", cfg=cfg, extra=extra)
-    _crash_after(tmp_path / "old", 2, cfg=cfg, extra=extra)
+    full = run_toy(tmp_path / "full", cfg=cfg, extra=extra, log_dir=tmp_path / "logs")
+    first = _crash_after(tmp_path / "old", 2, cfg=cfg, extra=extra, log_dir=tmp_path / "logs")
     path = tmp_path / "old" / CHECKPOINT_FILE
-    old = load_torch(path)
-    del old["model_spec"]  # what format 1 wrote
-    save_torch_atomic(path, {**old, "format": 1})
+    _as_old_format(path, fmt)
 
-    resumed = run_toy(tmp_path / "old", cfg=cfg, extra=extra)
-    assert strip_timings(resumed) == strip_timings(full)
+    resumed = run_toy(tmp_path / "old", cfg=cfg, extra=extra, log_dir=tmp_path / "logs")
+    assert outcome(resumed) == outcome(full)
     rewritten = load_torch(path)
     assert rewritten["format"] == CHECKPOINT_FORMAT and rewritten["model_spec"] == SPEC
+    # The old per-row seconds move to the run log; the outputs end up as an uninterrupted run's.
+    assert file_digests(tmp_path / "old") == file_digests(tmp_path / "full")
+    assert read_json(tmp_path / "logs" / RUN_LOG_FILE)["epoch_seconds"][:2] == first.epoch_seconds
 
 
 def test_an_unknown_format_is_refused(tmp_path):

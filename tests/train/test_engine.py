@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import math
-import re
 import sys
 
 import pytest
@@ -22,11 +21,11 @@ from streamguard.train.optim import build_optimizer, warmup_linear
 from streamguard.train.outputs import HISTORY_COLUMNS
 from streamguard.train.seeding import seed_everything
 
-from .helpers import MLP, ToyDataset, run_toy, strip_timings
+from .helpers import MLP, ToyDataset, outcome, run_toy
 
 CONTRACT_COLUMNS = ["epoch", "lr", "train_loss", "val_loss", "val_accuracy", "val_precision", "val_recall", "val_f1",
                     "val_roc_auc", "val_pr_auc", "val_mcc", "grad_norm_before_clip", "grad_norm_after_clip",
-                    "skipped_steps", "seconds"]
+                    "skipped_steps"]
 
 
 def read_history(path):
@@ -145,8 +144,7 @@ def test_train_writes_contract_outputs_and_learns(tmp_path):
     assert not (tmp_path / COLLAPSE_FILE).exists()
 
     metrics = read_json(tmp_path / METRICS_FILE)
-    assert list(metrics) == ["model", "seed", "status", "lr", "threshold", "best_epoch", "epochs_run", "wall_time_s",
-                             "test", "val"]
+    assert list(metrics) == ["model", "seed", "status", "lr", "threshold", "best_epoch", "epochs_run", "test", "val"]
     assert list(metrics["test"]) == list(METRIC_NAMES) and list(metrics["val"]) == list(METRIC_NAMES)
     assert metrics["model"] == "toy" and metrics["status"] == "ok" and metrics["epochs_run"] == 3
     assert metrics["test"]["f1"] > 0.7 and metrics["test"]["roc_auc"] > 0.9  # learned (chance: 0.5 AUC)
@@ -168,10 +166,9 @@ def test_train_writes_contract_outputs_and_learns(tmp_path):
     assert meta["config_sources"] == {"model.hidden": "params.yaml"}
     assert meta["config"]["train"]["lr"] == 0.03 and meta["config"]["run"] == {"model": {"hidden": 16}}
     assert set(meta["versions"]) == {"python", "torch", "transformers", "torch_geometric", "sklearn", "numpy"}
-    assert meta["git_commit"] is None or re.fullmatch(r"[0-9a-f]{40,64}", meta["git_commit"])
     assert meta["device"]["type"] == "cpu" and meta["amp"]["dtype"] == "fp32"
-    assert meta["timings"]["wall_time_s"] > 0 and len(meta["timings"]["epoch_seconds"]) == 3
     assert meta["seeds"] == {"run": 0}
+    assert "timings" not in meta and "git_commit" not in meta  # run-varying: in run_log.json
 
     best = load_best_weights(tmp_path / CHECKPOINT_FILE)
     ckpt = load_torch(tmp_path / CHECKPOINT_FILE)
@@ -192,8 +189,8 @@ def test_same_seed_is_bit_identical_other_seed_is_not(tmp_path):
     a = run_toy(tmp_path / "a", seed=5)
     b = run_toy(tmp_path / "b", seed=5)
     c = run_toy(tmp_path / "c", seed=6)
-    assert strip_timings(a) == strip_timings(b)
-    assert strip_timings(a) != strip_timings(c)
+    assert outcome(a) == outcome(b)
+    assert outcome(a) != outcome(c)
     wa, wb = load_best_weights(tmp_path / "a" / CHECKPOINT_FILE), load_best_weights(tmp_path / "b" / CHECKPOINT_FILE)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
