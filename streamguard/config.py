@@ -96,6 +96,11 @@ class TrainSettings:
     amp: Literal["auto", "off", "fp16", "bf16"] = "auto"
     # Threshold-free ROC-AUC makes a steadier early-stopping signal than F1 at 0.5.
     select_metric: Literal["f1", "roc_auc", "pr_auc", "mcc", "loss"] = "roc_auc"
+    # The decision threshold, chosen on validation: max F1 falls very low on imbalanced real data and
+    # flags most functions, so the default maximizes MCC; "fpr" takes the lowest threshold whose
+    # validation false-positive rate is at most target_fpr (a CI gate's alert budget).
+    threshold_policy: Literal["mcc", "f1", "fpr"] = "mcc"
+    target_fpr: float = bounded(0.05, 0.0, 1.0)
     num_workers: Optional[int] = bounded(None, 0, 64)  # None: the hardware profile decides
     collapse_patience: int = bounded(3, 1)
     explode_grad_norm: float = bounded(1e4, 0.0, lo_open=True)

@@ -117,7 +117,10 @@ def test_metrics_are_the_committed_headline_file_and_noop_repro_is_fast(reproduc
     files = {path for workspace in shown.values() for path in workspace["data"]}
     assert files == {"metrics/summary.json"}
     headline = read_json(project / "metrics" / "summary.json")
-    assert set(headline) == set(MODELS) and all(headline[m]["roc_auc"] is not None for m in MODELS)
+    assert set(headline) == set(MODELS) | {"tfidf_lr"} and all(headline[m]["roc_auc"] is not None for m in MODELS)
+    assert all(headline[m]["auc_vs_baseline"] is not None for m in MODELS)  # every model compared
+    report = (project / "training" / "outputs" / "production_summary" / "production_report.md").read_text()
+    assert "Against the baseline" in report
     # Not DVC-cached: git holds them, so a fresh clone can diff against HEAD without a remote.
     tracked = _run(["git", "ls-files", "metrics"], project).stdout.split()
     assert sorted(tracked) == ["metrics/runs.json", "metrics/summary.json"]
@@ -131,7 +134,7 @@ def test_metrics_are_the_committed_headline_file_and_noop_repro_is_fast(reproduc
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", ["lr_find", "train_gnn@42", "train_fusion@7", "aggregate"])
+@pytest.mark.parametrize("stage", ["baseline", "lr_find", "train_gnn@42", "train_fusion@7", "aggregate"])
 def test_a_forced_rerun_reproduces_the_md5s_in_dvc_lock(reproduced, stage):
     """Wall times and cache hits live in training/logs, outside the outs: a rerun hashes the same."""
     project, _, _ = reproduced

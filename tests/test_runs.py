@@ -154,3 +154,27 @@ def test_fusion_class_weighting_is_neutral():
     logits, target = torch.tensor([0.3, -1.0]), torch.tensor([1.0, 0.0])
     expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
     assert torch.allclose(loss(logits, target), expected)
+
+
+def test_runs_save_test_predictions_that_reproduce_their_test_metrics(trained):
+    """test_predictions.npy (test-split order) is what the report's paired comparisons read."""
+    import numpy as np
+    from streamguard.train.metrics import compute_metrics
+    _, processed, cfg, outputs = trained
+    labels = ProcessedData(processed).tokens("test").labels.numpy()
+    for kind in ("transformer", "gnn"):
+        d = runs.run_dir(outputs, kind, 42)
+        probs = np.load(d / "test_predictions.npy")
+        metrics = read_json(d / "metrics.json")
+        assert probs.shape == labels.shape
+        again = compute_metrics(labels, probs.astype(np.float64), metrics["threshold"])
+        assert again == pytest.approx(metrics["test"], abs=1e-6)
+
+
+def test_threshold_policy_reaches_the_engine(trained, tmp_path):
+    """An fpr policy with a zero budget flags no validation negative: precision on val is 1 or undefined."""
+    _, processed, _, outputs = trained
+    cfg = tiny_config(**{"gnn.epochs": 1, "train.threshold_policy": "fpr", "train.target_fpr": 0.0})
+    result = runs.train_run("gnn", cfg, 42, tmp_path / "out", processed, lr_dir=outputs.parent / "lr")
+    val = result.metrics["val"]
+    assert val["precision"] in (1.0, None)  # no false positive on validation

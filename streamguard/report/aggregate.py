@@ -2,11 +2,13 @@
 
 Reads only files on disk: `{outputs_dir}/{model}/seed_{S}/metrics.json` (`model` is a run-directory
 name such as `gnn_v17`, as the model kinds name them), `metrics_history.csv`
-and, when present, `collapse_report.json`. A run is `ok`, `collapsed` (its metrics.json says so) or
-`missing` (no directory, no/corrupt metrics.json, or a metrics.json that breaks the contract); only
-ok runs enter the means. std is the sample std (ddof=1) over ok runs, 0.0 for a single ok run and
-null for none. `best_overall_model` is the model with the highest mean test F1 (first in `models`
-order on a tie); `best_seed` is the ok seed with the highest test F1 (first in `seeds` order on a tie).
+and, when present, `collapse_report.json`; when asked for comparisons, also each run's
+`test_predictions.npy`, the baseline's run directory and the test split (see `compare`).
+A run is `ok`, `collapsed` (its metrics.json says so) or `missing` (no directory, no/corrupt
+metrics.json, or a metrics.json that breaks the contract); only ok runs enter the means. std is
+the sample std (ddof=1) over ok runs, 0.0 for a single ok run and null for none.
+`best_overall_model` is the model with the highest mean test F1 (first in `models` order on a
+tie); `best_seed` is the ok seed with the highest test F1 (first in `seeds` order on a tie).
 
 The output directory is a DVC out: every file in it is a function of the run files alone (no dates,
 no wall times), so aggregating the same runs twice writes identical bytes. Wall times are in each
@@ -15,7 +17,6 @@ run's run_log.json (see streamguard.train.outputs), which aggregate does not rea
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import math
 import os
@@ -26,13 +27,14 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from ..io import loads_strict, write_json_atomic, write_text_atomic
+from ..io import write_json_atomic, write_text_atomic
+from .compare import DEFAULT_BOOT_SEED, DEFAULT_N_BOOT, compare_runs
 from .markdown import render_report
 from .plots import plot_f1_by_seed, plot_metrics_comparison
+from .runfiles import METRICS, RunRecord, load_run
 from .validate import validate_summary
 
 DEFAULT_SEEDS = (42, 2025, 7)
-METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "mcc")
 
 SUMMARY_JSON = "production_summary.json"
 REPORT_MD = "production_report.md"
@@ -45,113 +47,6 @@ STABILITY_COLUMNS = (
     "grad_norm_min", "grad_norm_max", "grad_norm_max_over_min", "grad_norm_std", "grad_norm_nonfinite_epochs",
     "skipped_steps_total", "nonfinite_loss_epochs", "history",
 )
-
-
-@dataclasses.dataclass
-class RunRecord:
-    """One (model, seed) run as found on disk."""
-
-    model: str  # directory name, e.g. "gnn_v17"
-    seed: int
-    run_dir: pathlib.Path
-    status: str  # ok | collapsed | missing
-    reason: str | None = None  # why collapsed or missing; None when ok
-    metrics: dict[str, Any] | None = None  # parsed metrics.json when usable
-    test: dict[str, float | None] | None = None
-    history: pd.DataFrame | None = None
-    history_note: str = "missing"  # ok | missing | unreadable: ...
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
-def _metric_in_range(name: str, value: float) -> bool:
-    low = -1.0 if name == "mcc" else 0.0
-    return math.isfinite(value) and low <= value <= 1.0
-
-
-def _read_test_metrics(metrics: dict[str, Any], status: str) -> tuple[dict[str, float | None] | None, str | None]:
-    """(test metrics, problem). Absent metrics become None; a value of the wrong type or range is a problem."""
-    test = metrics.get("test")
-    if test is None and status == "collapsed":
-        return None, None
-    if not isinstance(test, dict):
-        return None, "metrics.json field 'test' is missing or not an object"
-    out: dict[str, float | None] = {}
-    for name in METRICS:
-        value = test.get(name)
-        if value is None:
-            out[name] = None
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _metric_in_range(name, float(value)):
-            return None, f"metrics.json field 'test.{name}' has invalid value {value!r}"
-        out[name] = float(value)
-    if status == "ok" and out["f1"] is None:
-        return None, "metrics.json field 'test.f1' is null or absent in an ok run"
-    return out, None
-
-
-def _collapse_reason(run_dir: pathlib.Path) -> str:
-    """A short reason for a collapsed run, from collapse_report.json when it has one."""
-    path = run_dir / "collapse_report.json"
-    try:
-        report = loads_strict(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return "status 'collapsed' in metrics.json"
-    if isinstance(report, dict):
-        for key in ("reason", "message", "summary", "cause", "kind"):
-            if isinstance(report.get(key), str) and report[key].strip():
-                return "collapsed: " + _one_line(report[key])
-    return "collapsed (see collapse_report.json)"
-
-
-def _read_history(run_dir: pathlib.Path) -> tuple[pd.DataFrame | None, str]:
-    path = run_dir / "metrics_history.csv"
-    if not path.is_file():
-        return None, "missing"
-    try:
-        return pd.read_csv(path), "ok"
-    except Exception as exc:  # pandas raises several types for malformed CSV
-        return None, "unreadable: " + _one_line(f"{type(exc).__name__}: {exc}")[:200]
-
-
-def load_run(outputs_dir: str | os.PathLike, model: str, seed: int) -> RunRecord:
-    """Read one run directory; never raises for a missing or malformed run, it marks it instead."""
-    name = model
-    run_dir = pathlib.Path(outputs_dir) / name / f"seed_{seed}"
-    rec = RunRecord(model=name, seed=seed, run_dir=run_dir, status="missing")
-    if not run_dir.is_dir():
-        rec.reason = f"run directory {name}/seed_{seed} not found"
-        return rec
-    rec.history, rec.history_note = _read_history(run_dir)
-    path = run_dir / "metrics.json"
-    if not path.is_file():
-        rec.reason = "metrics.json not found"
-        return rec
-    try:
-        metrics = loads_strict(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        rec.reason = "metrics.json is not valid strict JSON: " + _one_line(exc)
-        return rec
-    if not isinstance(metrics, dict):
-        rec.reason = "metrics.json is not a JSON object"
-        return rec
-    status = metrics.get("status")
-    if status not in ("ok", "collapsed"):
-        rec.reason = f"metrics.json field 'status' is {status!r}, expected 'ok' or 'collapsed'"
-        return rec
-    file_seed = metrics.get("seed")
-    if isinstance(file_seed, int) and not isinstance(file_seed, bool) and file_seed != seed:
-        rec.reason = f"metrics.json field 'seed' is {file_seed}, but the directory is seed_{seed}"
-        return rec
-    test, problem = _read_test_metrics(metrics, status)
-    if problem:
-        rec.reason = problem
-        return rec
-    rec.status, rec.metrics, rec.test = status, metrics, test
-    rec.reason = _collapse_reason(run_dir) if status == "collapsed" else None
-    return rec
 
 
 def mean_std(values: Iterable[float | None]) -> tuple[float | None, float | None]:
@@ -273,19 +168,36 @@ def _check_plan(seeds: Sequence[int], models: Sequence[str]) -> None:
 
 
 def aggregate(outputs_dir: str | os.PathLike, out_dir: str | os.PathLike, *, models: Sequence[str],
-              seeds: Sequence[int] = DEFAULT_SEEDS) -> dict[str, Any]:
+              seeds: Sequence[int] = DEFAULT_SEEDS, baseline_dir: str | os.PathLike | None = None,
+              test_split: str | os.PathLike | None = None, n_boot: int = DEFAULT_N_BOOT) -> dict[str, Any]:
     """Read every (model, seed) run under `outputs_dir` and write the production summary to `out_dir`.
 
     Writes production_summary.json (validated against summary_schema.json before anything is
     written), production_report.md, training_stability.csv, metrics_comparison.png and
     f1_by_seed.png, all reproducible byte for byte from the same run files. Returns the summary
     dict. Collapsed and missing runs are marked, not fatal.
+
+    With `test_split` (the `splits/test.jsonl` the runs' test_predictions.npy follow) the summary gains
+    `comparisons` (realistic metrics per run and model) and `statistics.comparison` (the bootstrap
+    settings); with `baseline_dir` too (the baseline's run directory, e.g. training/outputs/tfidf_lr)
+    also `baseline`, and each model's `vs_baseline` (see streamguard.report.compare). A baseline
+    without usable predictions is marked unavailable and no model is compared with it.
     """
     seeds, models = list(seeds), list(models)
     _check_plan(seeds, models)
+    if baseline_dir is not None and test_split is None:
+        raise ConfigError("aggregate: a baseline_dir needs the test_split its predictions follow")
     out = pathlib.Path(out_dir)
     records = [load_run(outputs_dir, model, seed) for model in models for seed in seeds]
     summary = build_summary(records, seeds, models)
+    if test_split is not None:
+        found = compare_runs(outputs_dir, models, seeds, test_split=test_split, baseline_dir=baseline_dir,
+                             n_boot=n_boot, boot_seed=DEFAULT_BOOT_SEED,
+                             records={(r.model, r.seed): r for r in records})
+        summary["statistics"]["comparison"] = found["settings"]
+        if found["baseline"] is not None:
+            summary["baseline"] = found["baseline"]
+        summary["comparisons"] = found["comparisons"]
     validate_summary(summary, source=str(out / SUMMARY_JSON))
     rows = [stability_row(r) for r in records]
 

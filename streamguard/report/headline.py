@@ -1,8 +1,9 @@
 """The small metrics files committed to git, so `dvc metrics diff` and `dvc exp show` work on a fresh
 clone (the run directories themselves live in the DVC cache):
 
-- `summary.json`: a few headline figures per model (means over the seeds' ok runs), declared as the
-  pipeline's metrics: a compact `dvc exp show`;
+- `summary.json`: a few headline figures per model (means over the seeds' ok runs; with a baseline
+  comparison also VD-S and the ROC-AUC difference from the baseline) and the baseline's own figures,
+  declared as the pipeline's metrics: a compact `dvc exp show`;
 - `runs.json`: every run's test and validation metrics, for `dvc metrics show metrics/runs.json` and
   `dvc metrics diff --targets metrics/runs.json`.
 
@@ -28,8 +29,22 @@ def _short(model_dir: str) -> str:
 
 
 def headline(summary: Mapping[str, Any]) -> dict[str, Any]:
-    return {_short(name): {m: entry.get(f"mean_{m}") for m in HEADLINE} | {"n_ok": entry.get("n_ok")}
-            for name, entry in summary["models"].items()}
+    """Means per model; with comparisons also `vd_s` and `auc_vs_baseline` (the ROC-AUC difference of the
+    seed-averaged model from the baseline, null when not compared), and the baseline's own entry."""
+    comparisons = summary.get("comparisons")
+    out: dict[str, Any] = {}
+    for name, entry in summary["models"].items():
+        row = {m: entry.get(f"mean_{m}") for m in HEADLINE} | {"n_ok": entry.get("n_ok")}
+        if comparisons is not None and name in comparisons:
+            vs = comparisons[name]["vs_baseline"]
+            row["vd_s"] = comparisons[name]["realistic"]["vd_s"]
+            row["auc_vs_baseline"] = vs["diff"] if vs else None
+        out[_short(name)] = row
+    base = summary.get("baseline")
+    if base is not None:
+        test = base.get("test") or {}
+        out[_short(base["model"])] = {m: test.get(m) for m in HEADLINE}
+    return out
 
 
 def per_run(outputs_dir: str | os.PathLike, models: Sequence[str], seeds: Sequence[int]) -> dict[str, Any]:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from .compare import baseline_label
+from .stats import format_p
+
 NA = "n/a"
 SUMMARY_METRICS = (("f1", "F1"), ("precision", "Precision"), ("recall", "Recall"), ("accuracy", "Accuracy"),
                    ("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"), ("mcc", "MCC"))
@@ -33,6 +36,86 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def mean_pm_std(entry: dict[str, Any], metric: str) -> str:
     mean, std = entry[f"mean_{metric}"], entry[f"std_{metric}"]
     return NA if mean is None else f"{mean:.4f} ± {std:.4f}"
+
+
+def _signed(value: Any) -> str:
+    return NA if value is None else f"{value:+.3f}"
+
+
+def _diff_cell(vs: dict[str, Any] | None) -> str:
+    if vs is None or vs["diff"] is None:
+        return NA
+    return f"{_signed(vs['diff'])} [{_signed(vs['ci_low'])}, {_signed(vs['ci_high'])}]"
+
+
+def _p_cell(vs: dict[str, Any] | None) -> str:
+    if vs is None or vs["p_value"] is None:
+        return NA
+    return format_p(vs["p_value"], 2 / vs["n_boot"])
+
+
+def _mcnemar_cell(vs: dict[str, Any] | None) -> str:
+    if vs is None:
+        return NA
+    return ", ".join(f"{m['seed']}: {format_p(m['p_value'])}" for m in vs["mcnemar"])
+
+
+def _realistic_cells(realistic: dict[str, Any] | None) -> list[str]:
+    r = realistic or {}
+    return [_num(r.get(k)) for k in ("vd_s", "precision_at_1pct", "flagged_fraction", "pair_accuracy")]
+
+
+def render_comparison(summary: dict[str, Any]) -> str:
+    """The "Against the baseline" section: one table row per model and the baseline, one sentence per model."""
+    settings = summary["statistics"]["comparison"]
+    comparisons = summary["comparisons"]
+    baseline = summary.get("baseline")
+    base_name = baseline["model"] if baseline else None
+    base_label = baseline_label(base_name) if base_name else "the baseline"
+    level = 100 * (1 - settings["alpha"])
+    lines = ["## Against the baseline", ""]
+    if baseline is None:
+        lines += ["No baseline run was given: realistic metrics only, no comparison.", ""]
+    elif not baseline["available"]:
+        lines += [f"No comparison with the baseline `{base_name}`: {baseline['reason']}.", ""]
+    rows = []
+    if baseline is not None:
+        base_realistic = baseline["realistic"] or {}
+        rows.append([f"{base_name} (baseline)", _num(base_realistic.get("roc_auc")), "—", "—", "—"]
+                    + _realistic_cells(baseline["realistic"]))
+    for name, entry in comparisons.items():
+        vs = entry["vs_baseline"]
+        rows.append([name, _num(entry["realistic"]["roc_auc"]), _diff_cell(vs), _p_cell(vs), _mcnemar_cell(vs)]
+                    + _realistic_cells(entry["realistic"]))
+    lines += [table(["model", "mean ROC-AUC", f"diff vs {base_label} [{level:g} % CI]", "p", "McNemar p per seed",
+                     "VD-S", "P@1 %", "flagged", "pair accuracy"], rows), ""]
+    notes = [f"- {entry['vs_baseline']['verdict']}" if entry["vs_baseline"]
+             else f"- {name}: not compared (no run with usable test predictions)."
+             for name, entry in comparisons.items() if baseline is not None and baseline["available"]]
+    if notes:
+        lines += notes + [""]
+    missing = [f"- `{name}` seed {r['seed']}: {r['reason']}" for name, entry in comparisons.items()
+               for r in entry["runs"] if not r["available"]]
+    if missing:
+        lines += ["Runs without usable test predictions, left out of this section:", ""] + missing + [""]
+    pairs = settings["pairs"]
+    pair_text = (f"pair accuracy is the share of the {pairs['n_pairs']} vulnerable/safe pairs "
+                 f"(by `{pairs['source']}`) with both functions right" if pairs
+                 else "the test split has no vulnerable/safe pairs, so no pair accuracy")
+    lines += [
+        f"On the {settings['n_test']} test samples ({settings['n_test_positive']} vulnerable). A model's ROC-AUC is "
+        "the mean over its seeds with saved test predictions; its difference from the baseline has a "
+        f"paired, class-stratified bootstrap interval ({settings['n_boot']} resamples, "
+        f"seed {settings['bootstrap_seed']}, "
+        f"{level:g} % percentile interval; one set of resamples for every seed and the "
+        "baseline), and the verdict follows the interval. McNemar's test compares each seed's decisions, at its "
+        "threshold chosen on validation, with the baseline's at its own. "
+        f"VD-S is the false-negative rate at a false-positive rate <= {100 * settings['vd_s_max_fpr']:g} %; "
+        "P@1 % the precision among the 1 % highest scores; flagged the share of test samples flagged at the "
+        f"run's threshold; {pair_text}. Means over seeds.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def render_report(summary: dict[str, Any], stability_rows: Sequence[dict[str, Any]]) -> str:
@@ -86,6 +169,7 @@ def render_report(summary: dict[str, Any], stability_rows: Sequence[dict[str, An
         "",
         per_model,
         "",
+        *([render_comparison(summary)] if "comparisons" in summary else []),
         "## Runs",
         "",
         per_run,

@@ -37,10 +37,20 @@ def _ok_values(entry: dict[str, Any], metric: str) -> list[float]:
     return [r["test"][metric] for r in entry["runs"] if r["status"] == "ok" and r["test"][metric] is not None]
 
 
+def _baseline_values(summary: dict[str, Any]) -> tuple[str, dict[str, float | None]] | None:
+    """(name, test metrics) of the baseline run when the summary has one with test metrics."""
+    base = summary.get("baseline")
+    if not base or not base.get("test"):
+        return None
+    return base["model"], base["test"]
+
+
 def plot_metrics_comparison(summary: dict[str, Any], path: str | os.PathLike) -> None:
-    """Box plots per model of test F1 and ROC-AUC over the ok seeds, each seed drawn as a point."""
+    """Box plots per model of test F1 and ROC-AUC over the ok seeds, each seed drawn as a point; the
+    baseline (one run) as a hatched bar after the models, with a dashed line across for reference."""
     models = list(summary["models"])
-    fig = _new_figure(4.0 + 1.6 * len(models), 4.2)
+    baseline = _baseline_values(summary)
+    fig = _new_figure(4.0 + 1.6 * (len(models) + (baseline is not None)), 4.2)
     for ax, metric, title in zip(fig.subplots(1, 2), ("f1", "roc_auc"), ("Test F1", "Test ROC-AUC")):
         values = [_ok_values(summary["models"][m], metric) for m in models]
         labels = [f"{m}\n(n={len(v)})" for m, v in zip(models, values)]
@@ -49,6 +59,15 @@ def plot_metrics_comparison(summary: dict[str, Any], path: str | os.PathLike) ->
             # fixed horizontal spread so coincident seeds stay visible; deterministic output
             offsets = np.linspace(-0.08, 0.08, len(vals)) if len(vals) > 1 else np.zeros(len(vals))
             ax.scatter(pos + offsets, vals, s=18, zorder=3, alpha=0.8, color=f"C{pos - 1}")
+        if baseline is not None:
+            name, test = baseline
+            pos = len(models) + 1
+            value = test.get(metric)
+            if value is not None:
+                ax.bar(pos, value, width=0.5, color="0.85", edgecolor="0.3", hatch="//", zorder=2)
+                ax.axhline(value, color="0.3", linestyle="--", linewidth=1, zorder=1)
+            ax.set_xticks(range(1, pos + 1), labels + [f"{name}\n(baseline)"])
+            ax.set_xlim(0.4, pos + 0.6)
         ax.set_title(title + " over seeds (ok runs)")
         ax.set_ylim(0.0, 1.0)
         ax.grid(axis="y", alpha=0.3)

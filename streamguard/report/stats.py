@@ -3,13 +3,19 @@
 Public API
 ----------
 - ``paired_bootstrap_auc_diff(labels, probs_a, probs_b, n_boot=2000, seed=0, alpha=0.05) -> dict``:
-  ROC-AUC difference (a - b) with a paired, class-stratified percentile bootstrap.
+  ROC-AUC difference (a - b) with a paired, class-stratified percentile bootstrap; ``probs_a`` may
+  be ``[n_seeds, n]`` (the mean over a model's seeds).
 - ``mcnemar(labels, pred_a, pred_b) -> dict``: McNemar's test on the two models' hard predictions.
-- ``compare_sentence(name_a, name_b, boot, mcn) -> str``: a one-sentence verdict for the report.
+- ``outcome(boot) -> str | None``: "better", "worse" or "not distinguishable" from the interval.
+- ``format_p(p, resolution=None) -> str``: a p-value as the report prints it.
+- ``compare_sentence(name_a, name_b, boot, mcn) -> str``: a one-sentence verdict for the report
+  (``mcn``: one McNemar result or one per seed).
 
 Undefined values are None, never NaN, so the results can be written as strict JSON.
 """
 from __future__ import annotations
+
+from typing import Sequence
 
 import numpy as np
 from scipy import stats as sps
@@ -51,13 +57,25 @@ def _weighted_aucs(pos: np.ndarray, neg: np.ndarray, w_pos: np.ndarray, w_neg: n
     return (w_pos * twice).sum(axis=1) / (2.0 * pairs)
 
 
+def _score_rows(values) -> np.ndarray:
+    """Scores as [n_models, n]: a 1-D input is one row, a 2-D input is taken as it is."""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim > 2:
+        raise ValueError(f"probs_a must be [n] or [n_seeds, n], got shape {arr.shape}")
+    return arr if arr.ndim == 2 else arr.reshape(1, -1)
+
+
 def paired_bootstrap_auc_diff(labels, probs_a, probs_b, n_boot: int = 2000, seed: int = 0,
                               alpha: float = 0.05) -> dict:
     """ROC-AUC of model a minus model b, with a paired bootstrap over the test samples.
 
+    ``probs_a`` is ``[n]`` (one run) or ``[n_seeds, n]`` (several seeds of one model); with several
+    rows model a's AUC is the mean of the rows' AUCs, on the full data and within every resample, so
+    the interval covers the seed-averaged model rather than one lucky seed. ``probs_b`` is ``[n]``.
+
     Each resample draws the positives and the negatives separately, with replacement and in their
-    original numbers (stratified), so every resample holds both classes, and both models are scored on
-    the same resample (paired). Returns:
+    original numbers (stratified), so every resample holds both classes, and all rows of a and b are
+    scored on the same resample (paired). Returns:
 
     - ``diff``: AUC_a - AUC_b on the full data (roc_auc_score);
     - ``ci_low``, ``ci_high``: the ``alpha/2`` and ``1 - alpha/2`` percentiles of the resampled diffs;
@@ -65,36 +83,48 @@ def paired_bootstrap_auc_diff(labels, probs_a, probs_b, n_boot: int = 2000, seed
       from ``diff`` (a resampled diff of exactly 0 counts as on the other side), capped at 1; 1.0 when
       ``diff`` is 0. Its resolution is ``2 / n_valid``, and 0.0 means "below that";
     - ``n_boot``, ``n_valid`` (resamples holding both classes: all of them, by the stratification),
-      ``alpha``.
+      ``alpha``; with a 2-D ``probs_a`` also ``n_seeds`` (its rows).
 
     When a class is absent or a probability is NaN/inf, ``diff``, the interval and ``p_value`` are
-    None and ``n_valid`` is 0. Deterministic for a given ``seed``.
+    None and ``n_valid`` is 0. Deterministic for a given ``seed``; a one-row ``probs_a`` gives the
+    same numbers as the 1-D call.
     """
     if n_boot < 1:
         raise ValueError(f"n_boot must be positive, got {n_boot}")
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     y = _vector(labels, np.int64)
-    a, b = _vector(probs_a, np.float64), _vector(probs_b, np.float64)
-    if not (y.shape == a.shape == b.shape):
-        raise ValueError(f"labels and probabilities differ in length: {y.size}, {a.size}, {b.size}")
+    rows_a = _score_rows(probs_a)
+    b = _vector(probs_b, np.float64)
+    if rows_a.shape[0] < 1:
+        raise ValueError(f"probs_a must hold at least one row, got shape {rows_a.shape}")
+    if not (y.shape[0] == rows_a.shape[1] == b.shape[0]):
+        raise ValueError(f"labels and probabilities differ in length: {y.size}, {rows_a.shape[1]}, {b.size}")
     out = {"diff": None, "ci_low": None, "ci_high": None, "p_value": None,
            "n_boot": int(n_boot), "n_valid": 0, "alpha": float(alpha)}
+    if np.ndim(probs_a) == 2:
+        out["n_seeds"] = int(rows_a.shape[0])
     is_pos = y == 1
-    if not (is_pos.any() and (~is_pos).any()) or not (np.isfinite(a).all() and np.isfinite(b).all()):
+    if not (is_pos.any() and (~is_pos).any()) or not (np.isfinite(rows_a).all() and np.isfinite(b).all()):
         return out
-    diff = float(roc_auc_score(y, a) - roc_auc_score(y, b))
+    # Averaging per-row differences, not AUCs, keeps a row identical to b at exactly 0 (no rounding).
+    auc_b = roc_auc_score(y, b)
+    diff = float(np.mean([roc_auc_score(y, row) - auc_b for row in rows_a]))
 
-    pos_a, neg_a, pos_b, neg_b = a[is_pos], a[~is_pos], b[is_pos], b[~is_pos]
+    pos_b, neg_b = b[is_pos], b[~is_pos]
+    pos_a, neg_a = rows_a[:, is_pos], rows_a[:, ~is_pos]
     rng = np.random.default_rng(seed)
+    # The chunking (and so the draw order) does not depend on the rows of a: every row, and any
+    # one-row call with the same seed, sees the same resamples.
     chunk = max(1, _CHUNK_CELLS // y.size)
     diffs = np.empty(n_boot)
     for start in range(0, n_boot, chunk):
         rows = min(chunk, n_boot - start)
-        w_pos = _resample_counts(rng, rows, pos_a.size)
-        w_neg = _resample_counts(rng, rows, neg_a.size)
-        diffs[start:start + rows] = (_weighted_aucs(pos_a, neg_a, w_pos, w_neg)
-                                     - _weighted_aucs(pos_b, neg_b, w_pos, w_neg))
+        w_pos = _resample_counts(rng, rows, pos_b.size)
+        w_neg = _resample_counts(rng, rows, neg_b.size)
+        boot_b = _weighted_aucs(pos_b, neg_b, w_pos, w_neg)
+        per_row = [_weighted_aucs(pos_a[k], neg_a[k], w_pos, w_neg) - boot_b for k in range(rows_a.shape[0])]
+        diffs[start:start + rows] = per_row[0] if len(per_row) == 1 else np.mean(per_row, axis=0)
 
     low, high = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
     if diff == 0:
@@ -141,7 +171,7 @@ def mcnemar(labels, pred_a, pred_b) -> dict:
             "method": "chi2"}
 
 
-def _format_p(p: float, resolution: float | None = None) -> str:
+def format_p(p: float, resolution: float | None = None) -> str:
     if p == 0 and resolution is not None:
         return f"p<{resolution:.2g}"
     if p < 0.001:
@@ -149,25 +179,38 @@ def _format_p(p: float, resolution: float | None = None) -> str:
     return f"p={p:.3f}" if p < 0.01 else f"p={p:.2f}"
 
 
-def compare_sentence(name_a: str, name_b: str, boot: dict, mcn: dict | None) -> str:
+def outcome(boot: dict) -> str | None:
+    """The verdict of a bootstrap result: "better" when the interval lies entirely above 0, "worse"
+    when entirely below, "not distinguishable" when it contains 0; None when the difference is undefined."""
+    if boot.get("diff") is None:
+        return None
+    return "better" if boot["ci_low"] > 0 else "worse" if boot["ci_high"] < 0 else "not distinguishable"
+
+
+def compare_sentence(name_a: str, name_b: str, boot: dict, mcn: dict | Sequence[dict] | None) -> str:
     """One sentence comparing model a with model b, e.g.
 
     "fusion vs TF-IDF + LR: ROC-AUC +0.031 (95 % CI +0.012 to +0.050, p=0.002): better; McNemar p=0.04
     at the chosen threshold."
 
-    The verdict follows the bootstrap interval: "better" when it lies entirely above 0, "worse" when
-    entirely below, "not distinguishable" when it contains 0. ``mcn`` None leaves McNemar out.
+    The verdict is ``outcome(boot)``. ``mcn`` is one McNemar result, or a list of them, one per seed of
+    model a (each with its ``seed``), each at both sides' own chosen thresholds:
+    "...: better; McNemar per seed at each side's chosen threshold: p=0.04 (seed 42), p<0.001 (seed 7)."
+    ``mcn`` None or an empty list leaves McNemar out.
     """
     head = f"{name_a} vs {name_b}: "
-    if boot.get("diff") is None:
+    verdict = outcome(boot)
+    if verdict is None:
         text = head + "ROC-AUC difference undefined (a class is missing or a score is not finite)"
     else:
         level = 100 * (1 - boot.get("alpha", 0.05))
         low, high = boot["ci_low"], boot["ci_high"]
-        verdict = "better" if low > 0 else "worse" if high < 0 else "not distinguishable"
-        p = _format_p(boot["p_value"], 2 / boot["n_valid"] if boot.get("n_valid") else None)
+        p = format_p(boot["p_value"], 2 / boot["n_valid"] if boot.get("n_valid") else None)
         text = (head + f"ROC-AUC {boot['diff']:+.3f} ({level:g} % CI {low:+.3f} to {high:+.3f}, {p}): "
                 + verdict)
-    if mcn is not None:
-        text += f"; McNemar {_format_p(mcn['p_value'])} at the chosen threshold"
+    if isinstance(mcn, dict):
+        text += f"; McNemar {format_p(mcn['p_value'])} at the chosen threshold"
+    elif mcn:
+        per_seed = ", ".join(f"{format_p(m['p_value'])} (seed {m['seed']})" for m in mcn)
+        text += f"; McNemar per seed at each side's chosen threshold: {per_seed}"
     return text + "."

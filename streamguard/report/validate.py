@@ -19,6 +19,7 @@ import jsonschema
 
 from ..errors import StreamGuardError
 from ..io import loads_strict
+from .stats import outcome
 
 SCHEMA_FILE = "summary_schema.json"
 LOSS_COLUMNS = ("train_loss", "val_loss")
@@ -69,6 +70,57 @@ def validate_summary(summary: Any, source: str = "production_summary.json") -> N
     best = summary["best_overall_model"]
     if best is not None and best not in summary["models"]:
         raise SummaryValidationError(f"{source}: field 'best_overall_model': {best!r} is not one of the models")
+    _check_comparisons(summary, source)
+
+
+def _check_comparisons(summary: dict[str, Any], source: str) -> None:
+    """The comparison blocks must describe the same runs as `models`, and the baseline they name."""
+    def fail(field: str, message: str) -> None:
+        raise SummaryValidationError(f"{source}: field '{field}': {message}")
+
+    settings = summary["statistics"].get("comparison")
+    comparisons = summary.get("comparisons")
+    baseline = summary.get("baseline")
+    if (settings is None) != (comparisons is None):
+        fail("comparisons", "present without statistics.comparison, or the reverse")
+    if baseline is not None and comparisons is None:
+        fail("baseline", "a baseline without comparisons")
+    if comparisons is None:
+        return
+    if settings["n_test_positive"] > settings["n_test"]:
+        fail("statistics.comparison.n_test_positive", "more positives than test samples")
+    if list(comparisons) != list(summary["models"]):
+        fail("comparisons", f"models {list(comparisons)} differ from {list(summary['models'])}")
+    for name, entry in comparisons.items():
+        where = f"comparisons.{name}"
+        runs = summary["models"][name]["runs"]
+        if [r["seed"] for r in entry["runs"]] != [r["seed"] for r in runs]:
+            fail(f"{where}.runs", "seeds differ from the model's runs")
+        for i, (cmp_run, run) in enumerate(zip(entry["runs"], runs)):
+            if cmp_run["available"] and run["status"] != "ok":
+                fail(f"{where}.runs[{i}]", f"predictions used from a run with status {run['status']!r}")
+        available = [r["seed"] for r in entry["runs"] if r["available"]]
+        if entry["n_available"] != len(available):
+            fail(f"{where}.n_available", f"{entry['n_available']}, but {len(available)} runs are available")
+        vs = entry["vs_baseline"]
+        comparable = baseline is not None and baseline["available"] and available
+        if vs is None:
+            if comparable:
+                fail(f"{where}.vs_baseline", "missing although the baseline and some runs are available")
+            continue
+        if not comparable:
+            fail(f"{where}.vs_baseline", "present without an available baseline and available runs")
+        if vs["seeds"] != available or [m["seed"] for m in vs["mcnemar"]] != available:
+            fail(f"{where}.vs_baseline", f"seeds or McNemar seeds differ from the available runs {available}")
+        if vs["n_boot"] != settings["n_boot"]:
+            fail(f"{where}.vs_baseline.n_boot", f"{vs['n_boot']}, but statistics.comparison says {settings['n_boot']}")
+        bounds = (vs["diff"], vs["ci_low"], vs["ci_high"], vs["p_value"], vs["outcome"])
+        if any(v is None for v in bounds) and any(v is not None for v in bounds):
+            fail(f"{where}.vs_baseline", "diff, interval, p_value and outcome must be all defined or all null")
+        if vs["ci_low"] is not None and vs["ci_low"] > vs["ci_high"]:
+            fail(f"{where}.vs_baseline.ci_low", "above ci_high")
+        if vs["outcome"] != outcome(vs):
+            fail(f"{where}.vs_baseline.outcome", f"{vs['outcome']!r} does not follow from the interval")
 
 
 def _visible_files(root: pathlib.Path, pattern: str) -> list[pathlib.Path]:

@@ -29,7 +29,8 @@ def loop_config(kind: str, cfg: Config, lr: float, hw: HardwareConfig, epochs: i
     return LoopConfig(
         epochs=epochs or sec.epochs, lr=lr, weight_decay=sec.weight_decay, warmup_ratio=sec.warmup_ratio,
         grad_accum=hw.grad_accum, max_grad_norm=sec.max_grad_norm, patience=sec.patience,
-        monitor=cfg.train.select_metric, amp=hw.amp,
+        monitor=cfg.train.select_metric, amp=hw.amp, threshold_policy=cfg.train.threshold_policy,
+        target_fpr=cfg.train.target_fpr,
         collapse=dataclasses.replace(CollapseConfig(), patience=cfg.train.collapse_patience,
                                      explode_grad_norm=cfg.train.explode_grad_norm))
 

@@ -20,7 +20,7 @@ window -> scaled backward; at the window's end unscale_ -> gradient norms (total
 clip to ``max_grad_norm`` -> step (skipped when the loss or gradients are not finite) -> scaler
 update -> scheduler step. Every epoch: validation metrics at threshold 0.5, collapse check, early
 stopping on ``cfg.monitor`` (best weights kept), history row, checkpoint. At the end the best
-weights are restored and the threshold tuned on validation (max F1) is applied to validation and
+weights are restored and the threshold chosen on validation (`threshold_policy`, max F1 by default) is applied to validation and
 test for metrics.json.
 
 Files in ``out_dir`` (all written atomically): ``metrics.json``, ``metrics_history.csv``,
@@ -43,19 +43,20 @@ import time
 import warnings
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
-from ..io import write_json_atomic
+from ..io import save_numpy_atomic, write_json_atomic
 from . import checkpoint
 from .amp import Amp, resolve_amp
 from .batches import (Predictions, batch_labels, batch_to_device, check_logits, loader_generators, make_loader,
                       predict, resolve_device, set_loader_epoch)
 from .checkpoint import CHECKPOINT_FILE, CHECKPOINT_FORMAT, load_best_weights, load_model_spec
 from .collapse import CollapseConfig, CollapseDetector
-from .metrics import METRIC_NAMES, compute_metrics, empty_metrics, tune_threshold
+from .metrics import METRIC_NAMES, choose_threshold, compute_metrics, empty_metrics
 from .optim import ParamGroupSpec, build_optimizer, build_scheduler
 from .outputs import (RUN_LOG_FILE, EpochStats, RunInfo, RunResult, build_metadata, build_metrics, build_run_log,
                       git_commit, history_extra_columns, run_log_path, utc_now, write_history_csv)
@@ -74,6 +75,7 @@ METRICS_FILE = "metrics.json"
 HISTORY_FILE = "metrics_history.csv"
 METADATA_FILE = "training_metadata.json"
 COLLAPSE_FILE = "collapse_report.json"
+TEST_PREDICTIONS_FILE = "test_predictions.npy"
 _MONITORS = ("val_loss", *(f"val_{m}" for m in METRIC_NAMES))
 
 
@@ -93,6 +95,8 @@ class LoopConfig:
     decay_embeddings: bool = False
     deterministic: bool = True
     collapse: CollapseConfig = dataclasses.field(default_factory=CollapseConfig)
+    threshold_policy: str = "f1"  # how the decision threshold is chosen on validation (metrics.choose_threshold)
+    target_fpr: float | None = None  # with threshold_policy "fpr"
     progress: bool | None = None  # None: a bar on a terminal, quiet under CI or without a tty
 
     def __post_init__(self) -> None:
@@ -349,11 +353,13 @@ class Trainer:
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
             val = predict(self.model, self.loaders["val"], self.device, self.amp, self.loss_fn)
-            threshold = tune_threshold(val.labels, val.probs)
+            threshold = choose_threshold(val.labels, val.probs, self.cfg.threshold_policy, self.cfg.target_fpr)
             val_metrics = compute_metrics(val.labels, val.probs, threshold)
             if "test" in self.loaders:
                 test = predict(self.model, self.loaders["test"], self.device, self.amp, self.loss_fn)
                 test_metrics = compute_metrics(test.labels, test.probs, threshold)
+                # Per-sample scores in test-split order: what the report's paired comparisons need.
+                save_numpy_atomic(self.out_dir / TEST_PREDICTIONS_FILE, np.asarray(test.probs, dtype=np.float32))
         metrics = build_metrics(self.run_info.model_name, self.run_info.seed, status, self.cfg.lr, threshold,
                                 self.best_epoch, len(self.history), test_metrics, val_metrics)
         checkpoint.save_checkpoint(self, final=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import pathlib
 
 import numpy as np
@@ -81,3 +82,35 @@ def scenario(tmp_path_factory):
     runs[("fusion", 2025)] = write_run(outputs, "fusion", 2025, rng, status="collapsed", test=collapsed_test,
                                        collapse_reason="all predictions are one class")
     return {"outputs": outputs, "out": root / "production_summary", "runs": runs}
+
+
+def write_predictions(run_dir: pathlib.Path, probs) -> None:
+    """test_predictions.npy as the training stages write it: float32 [n_test]."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    np.save(run_dir / "test_predictions.npy", np.asarray(probs, dtype=np.float32))
+
+
+def write_test_split(path: pathlib.Path, labels, groups=None, cwe: bool = True, pairs=None) -> pathlib.Path:
+    """splits/test.jsonl: one record per sample, in prediction order (`pairs`: an explicit `pair` field)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        for i, label in enumerate(labels):
+            record = {"id": f"t{i}", "code": f"int f{i}(void) {{ return {i}; }}", "label": int(label),
+                      "group": groups[i] if groups is not None else f"solo{i}", "project": "p"}
+            if cwe:
+                record["cwe"] = "CWE-89"
+            if pairs is not None:
+                record["pair"] = pairs[i]
+            fh.write(json.dumps(record) + "\n")
+    return path
+
+
+def write_baseline(outputs: pathlib.Path, probs, threshold: float = 0.5, rng=None) -> pathlib.Path:
+    """The baseline stage's run directory: metrics.json (model tfidf_lr, no seed) and test_predictions.npy."""
+    rng = rng or np.random.default_rng(0)
+    run_dir = outputs / "tfidf_lr"
+    write_json_atomic(run_dir / "metrics.json", {
+        "model": "tfidf_lr", "status": "ok", "threshold": threshold,
+        "test": random_test_metrics(rng), "val": random_test_metrics(rng)})
+    write_predictions(run_dir, probs)
+    return run_dir

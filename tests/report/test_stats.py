@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from streamguard.report.stats import _weighted_aucs, compare_sentence, mcnemar, paired_bootstrap_auc_diff
+from streamguard.report.stats import (
+    _weighted_aucs, compare_sentence, mcnemar, outcome, paired_bootstrap_auc_diff,
+)
 
 
 def _scores(n: int, seed: int, signal_a: float, signal_b: float):
@@ -107,6 +109,75 @@ def test_bootstrap_is_fast_at_report_size():
     assert r["n_valid"] == 2000
 
 
+def test_seed_rows_average_aucs_on_shared_resamples():
+    labels, a, b = _scores(300, 6, 0.3, 0.1)
+    _, a2, _ = _scores(300, 7, 0.2, 0.1)
+    a2 = np.clip(labels * 0.2 + (a2 - a2.mean()) * 0.5 + 0.4, 0, 1)
+    rows = np.stack([a, a2])
+    r = paired_bootstrap_auc_diff(labels, rows, b, n_boot=400, seed=3)
+    mean_auc = np.mean([roc_auc_score(labels, a), roc_auc_score(labels, a2)])
+    assert r["diff"] == pytest.approx(mean_auc - roc_auc_score(labels, b), abs=1e-12)
+    assert r["n_seeds"] == 2 and r["n_valid"] == 400
+    # the rows see the resamples a one-row call with the same seed sees: two copies of a give a's result
+    twice = paired_bootstrap_auc_diff(labels, np.stack([a, a]), b, n_boot=400, seed=3)
+    alone = paired_bootstrap_auc_diff(labels, a, b, n_boot=400, seed=3)
+    for key in ("diff", "ci_low", "ci_high", "p_value"):
+        assert twice[key] == pytest.approx(alone[key], abs=1e-12)
+
+
+def test_seed_rows_match_a_slow_reference_with_the_same_draws():
+    labels, a, b = _scores(40, 12, 0.2, 0.1)
+    _, a2, _ = _scores(40, 13, 0.25, 0.1)
+    a2 = np.round(np.clip(labels * 0.25 + a2 * 0.75, 0, 1), 1)  # ties
+    n_boot = 250
+    rng = np.random.default_rng(4)
+    pos, neg = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+    pos_draws = rng.integers(0, pos.size, (n_boot, pos.size))
+    neg_draws = rng.integers(0, neg.size, (n_boot, neg.size))
+    diffs = []
+    for i in range(n_boot):
+        idx = np.r_[pos[pos_draws[i]], neg[neg_draws[i]]]
+        auc_b = roc_auc_score(labels[idx], b[idx])
+        diffs.append(np.mean([roc_auc_score(labels[idx], x[idx]) - auc_b for x in (a, a2)]))
+    r = paired_bootstrap_auc_diff(labels, np.stack([a, a2]), b, n_boot=n_boot, seed=4)
+    assert r["ci_low"] == pytest.approx(np.quantile(diffs, 0.025))
+    assert r["ci_high"] == pytest.approx(np.quantile(diffs, 0.975))
+
+
+def test_one_seed_row_equals_the_1d_call():
+    labels, a, b = _scores(200, 8, 0.3, 0.2)
+    flat = paired_bootstrap_auc_diff(labels, a, b, n_boot=200, seed=5)
+    row = paired_bootstrap_auc_diff(labels, a[None, :], b, n_boot=200, seed=5)
+    assert row.pop("n_seeds") == 1 and row == flat
+    assert "n_seeds" not in flat
+
+
+def test_seed_rows_identical_to_b_give_exactly_zero():
+    labels, a, _ = _scores(200, 9, 0.3, 0.0)
+    r = paired_bootstrap_auc_diff(labels, np.stack([a, a, a]), a, n_boot=100)
+    assert (r["diff"], r["ci_low"], r["ci_high"], r["p_value"]) == (0.0, 0.0, 0.0, 1.0)
+
+
+def test_seed_rows_shape_errors_and_undefined():
+    labels, a, b = _scores(50, 10, 0.3, 0.2)
+    with pytest.raises(ValueError, match="differ in length"):
+        paired_bootstrap_auc_diff(labels, np.stack([a[:-1], a[:-1]]), b, n_boot=10)
+    with pytest.raises(ValueError, match=r"\[n_seeds, n\]"):
+        paired_bootstrap_auc_diff(labels, a.reshape(1, 1, -1), b, n_boot=10)
+    with pytest.raises(ValueError, match="at least one row"):
+        paired_bootstrap_auc_diff(labels, np.empty((0, 50)), b, n_boot=10)
+    bad = np.stack([a, np.where(np.arange(50) == 3, np.nan, a)])
+    assert paired_bootstrap_auc_diff(labels, bad, b, n_boot=10)["diff"] is None
+
+
+def test_seed_rows_are_fast_at_report_size():
+    labels, a, b = _scores(3000, 11, 0.3, 0.2)
+    rows = np.stack([a, np.roll(a, 1), np.roll(a, 2)])
+    start = time.perf_counter()
+    paired_bootstrap_auc_diff(labels, rows, b, n_boot=2000)
+    assert time.perf_counter() - start < 10.0  # about three times the one-row cost
+
+
 # --- McNemar ----------------------------------------------------------------------------------
 
 def _discordant(b: int, c: int, both_right: int = 5, both_wrong: int = 3):
@@ -186,3 +257,19 @@ def test_compare_sentence_from_real_results_and_undefined():
     assert compare_sentence("a", "b", undefined, None) == (
         "a vs b: ROC-AUC difference undefined (a class is missing or a score is not finite)."
     )
+
+
+def test_compare_sentence_with_per_seed_mcnemar():
+    per_seed = [{"seed": 42, "p_value": 0.04}, {"seed": 7, "p_value": 0.0002}]
+    assert compare_sentence("fusion (mean over seeds 42, 7)", "TF-IDF + LR", BOOT, per_seed) == (
+        "fusion (mean over seeds 42, 7) vs TF-IDF + LR: ROC-AUC +0.031 (95 % CI +0.012 to +0.050, p=0.002): "
+        "better; McNemar per seed at each side's chosen threshold: p=0.04 (seed 42), p<0.001 (seed 7)."
+    )
+    assert compare_sentence("a", "b", BOOT, []) == compare_sentence("a", "b", BOOT, None)
+
+
+def test_outcome_follows_the_interval():
+    assert outcome(BOOT) == "better"
+    assert outcome(dict(BOOT, ci_low=-0.1, ci_high=-0.01)) == "worse"
+    assert outcome(dict(BOOT, ci_low=0.0)) == "not distinguishable"
+    assert outcome({"diff": None}) is None
