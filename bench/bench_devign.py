@@ -6,6 +6,9 @@
     python bench/bench_devign.py report [--profile devign-cpu]
                                                     # re-score the trained runs: metrics at the tuned
                                                     # threshold and at 0.5, next to the baseline
+    python bench/bench_devign.py compare [--seeds 42] [--profile devign-cpu]
+                                                    # the pipeline's baseline stage and aggregate over the
+                                                    # trained runs: bootstrap intervals, McNemar, VD-S
 
 Works in bench/work/devign/ (git-ignored) so the repository's own data/processed and training/outputs
 are untouched. Reads ../shared/datasets/devign/ relative to the repository root; exits cleanly with a
@@ -192,9 +195,29 @@ def cmd_report(args) -> dict:
     return rows
 
 
+def cmd_compare(args) -> dict:
+    """What the baseline and aggregate stages write, over the bench's run tree."""
+    from streamguard import runs
+    from streamguard.baselines.run import NAME, run_tfidf_baseline
+    from streamguard.report import aggregate
+
+    cfg = devign_config(args.profile)
+    processed, outputs = WORK / "processed", WORK / "outputs" / args.profile
+    t = time.perf_counter()
+    run_tfidf_baseline(processed, outputs / NAME, cfg.seed, cfg.train.threshold_policy, cfg.train.target_fpr,
+                       WORK / "logs")
+    baseline_s = time.perf_counter() - t
+    summary = aggregate(outputs, outputs / "production_summary", seeds=args.seeds,
+                        models=[runs.get_kind(k).output_dir for k in runs.kind_names()],
+                        baseline_dir=outputs / NAME, test_split=processed / "splits" / "test.jsonl")
+    print(f"baseline stage: {baseline_s:.1f} s")
+    print((outputs / "production_summary" / "production_report.md").read_text())
+    return summary
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["prepare", "train", "report"])
+    parser.add_argument("command", choices=["prepare", "train", "report", "compare"])
     parser.add_argument("--profile", default="devign-cpu")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 2025, 7])
     args = parser.parse_args()
@@ -204,7 +227,7 @@ def main() -> int:
     setup_logging()
     logging.getLogger("streamguard.train.hardware").setLevel(logging.WARNING)
     WORK.mkdir(parents=True, exist_ok=True)
-    {"prepare": cmd_prepare, "train": cmd_train, "report": cmd_report}[args.command](args)
+    {"prepare": cmd_prepare, "train": cmd_train, "report": cmd_report, "compare": cmd_compare}[args.command](args)
     return 0
 
 
