@@ -1,12 +1,13 @@
 """The `streamguard` console command.
 
-    streamguard scan PATH [--format text|json|sarif] [--model fusion] [--seed 42] [--threshold T]
+    streamguard scan PATH... [--bundle DIR] [--format text|json|sarif] [-o FILE] [--fail-on warning] [--baseline OLD.sarif]
+    streamguard export [--model fusion] [--seed S] [-o DIR]
     streamguard validate-outputs [--root training/outputs]
     streamguard lr-cache list|clear [--model transformer|gnn] [--dir training/cache/lr_finder]
     streamguard dataset-hash [PATH]
     streamguard params [-S key=value ...] [--conf conf] [--output params.yaml]
 
-Errors print as one line and exit 2.
+Errors print as one line and exit 2; scan exits 1 when it flags something (see --fail-on).
 """
 from __future__ import annotations
 
@@ -62,20 +63,47 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     return run_scan(args)
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .bundle import bundle_summary, export_run, load_bundle
+
+    out = export_run(args.model, args.seed, args.outputs, args.processed, args.output)
+    print(f"wrote {out}: {bundle_summary(load_bundle(out))}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamguard", description="Train and use vulnerability detectors for C code.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    scan = sub.add_parser("scan", help="score every C function under a file or directory")
-    scan.add_argument("path")
+    scan = sub.add_parser("scan", help="score every function under files or directories with a model bundle",
+                          description="Exit status: 0 nothing flagged, 1 something flagged (per --fail-on), 2 error.")
+    scan.add_argument("paths", nargs="+", metavar="PATH")
+    scan.add_argument("--bundle", action="append", default=None, metavar="DIR",
+                      help="model bundle from `streamguard export` (repeat for one per language); "
+                           "default: the project's training/bundle")
     scan.add_argument("--format", choices=["text", "json", "sarif"], default="text")
-    scan.add_argument("--model", default="fusion", help="model kind (transformer, gnn, fusion, or any registered kind)")
-    scan.add_argument("--seed", type=int, default=None, help="run to use (default: best seed from the summary, else 42)")
-    scan.add_argument("--threshold", type=float, default=None, help="default: the run's tuned threshold")
-    scan.add_argument("--outputs", default="training/outputs")
-    scan.add_argument("--processed", default="data/processed")
     scan.add_argument("--output", "-o", default=None, help="write the report here instead of stdout")
+    scan.add_argument("--threshold", type=float, default=None, help="default: the bundle's tuned threshold")
+    scan.add_argument("--fail-on", default="warning", metavar="LEVEL|P",
+                      help="exit 1 when a flagged function reaches this level (note, warning, error), "
+                           "this probability, or never (default: warning, i.e. anything flagged)")
+    scan.add_argument("--baseline", default=None, metavar="OLD.sarif", help="report only findings not in this earlier report")
+    scan.add_argument("--source-root", default=None, metavar="DIR",
+                      help="SARIF URIs are relative to this (default: the scanned directory, else the working directory)")
+    scan.add_argument("--no-explain", action="store_true", help="skip taint paths and line ranking (faster)")
+    scan.add_argument("--batch-size", type=int, default=64)
+    scan.add_argument("--workers", type=int, default=None, help="graph-building processes (default: every CPU)")
+    scan.add_argument("--max-file-bytes", type=int, default=20_000_000, help="larger files are skipped and reported")
+    scan.add_argument("--max-function-chars", type=int, default=200_000, help="longer functions are skipped and reported")
     scan.set_defaults(func=_cmd_scan)
+
+    export = sub.add_parser("export", help="write a trained run as a self-contained model bundle")
+    export.add_argument("--model", default="fusion", help="model kind (default: fusion)")
+    export.add_argument("--seed", type=int, default=None, help="default: the summary's best seed for the model")
+    export.add_argument("--outputs", default="training/outputs")
+    export.add_argument("--processed", default="data/processed")
+    export.add_argument("--output", "-o", default="training/bundle")
+    export.set_defaults(func=_cmd_export)
 
     val = sub.add_parser("validate-outputs", help="check every JSON is strict and no history has a NaN loss")
     val.add_argument("--root", default="training/outputs")

@@ -126,6 +126,13 @@ class PathsConfig:
     summary: str = "training/outputs/production_summary"
     metrics: str = "metrics"  # small metrics files committed to git (dvc metrics diff / exp show)
     logs: str = "training/logs"  # run-varying facts (wall times, cache hits): not DVC outs, git-ignored
+    bundle: str = "training/bundle"  # the export stage's model bundle: what `streamguard scan` loads by default
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """The export stage: which model kind's best seed (by the summary) becomes the bundle."""
+    model: str = "fusion"
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,7 @@ class Config:
     graph: GraphConfig = field(default_factory=GraphConfig)
     train: TrainSettings = field(default_factory=TrainSettings)
     lr_find: LRFindConfig = field(default_factory=LRFindConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     # One section per registered model kind (streamguard.kinds), e.g. `cfg.models["gnn"]` or `cfg.gnn`.
     models: dict[str, Any] = field(default_factory=dict)
     # dotted key -> "params.yaml" | "default"

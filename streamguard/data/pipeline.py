@@ -218,10 +218,19 @@ class FunctionEncoder:
 
     def encode(self, code: str) -> tuple[torch.Tensor, dict, bool]:
         """-> (token ids [L], encoded graph tensors, parse_ok)."""
-        code = clean.normalize_code(code)
-        enc = encode_split(self.tokenizer, [code], [0], self.meta["max_length"])
-        graph = build_statement_graph(code, self.meta["max_nodes"], self.language)
+        ids, tensors, graphs = self.encode_many([code], workers=1)
+        return ids[0], tensors[0], graphs[0].parse_ok
+
+    def encode_many(self, codes: list[str], workers: int | None = None,
+                    min_parallel: int = 2000) -> tuple[list[torch.Tensor], list[dict], list]:
+        """Many functions at once (graphs in a process pool when the batch is large) ->
+        (token ids per function, encoded graph tensors per function, the StatementGraphs)."""
+        codes = [clean.normalize_code(c) for c in codes]
+        enc = encode_split(self.tokenizer, codes, [0] * len(codes), self.meta["max_length"])
+        ids = list(torch.split(enc["input_ids"].long(), enc["lengths"].tolist()))
+        graphs = build_graphs(codes, self.meta["max_nodes"], workers=workers, min_parallel=min_parallel,
+                              language=self.language, progress=False)
         backend = self.tokenizer.backend_tokenizer
-        tensors = encode_graph(graph, self.vocab, lambda t: backend.encode(t, add_special_tokens=False).ids,
-                               self.meta["max_stmt_tokens"], pad_id=self.meta["pad_id"])
-        return enc["input_ids"].long(), tensors, graph.parse_ok
+        tensors = encode_graphs(graphs, self.vocab, lambda t: backend.encode(t, add_special_tokens=False).ids,
+                                self.meta["max_stmt_tokens"], pad_id=self.meta["pad_id"])
+        return ids, tensors, graphs

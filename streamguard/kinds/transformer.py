@@ -51,7 +51,8 @@ class TransformerKind(ModelKind):
 
     def build_branch(self, s: dict) -> TransformerClassifier:
         enc = build_encoder(s["vocab_size"], s["pad_id"], s["max_length"], s["hidden_size"], s["num_layers"],
-                            s["num_heads"], s["intermediate_size"], s["dropout"], s["pretrained"])
+                            s["num_heads"], s["intermediate_size"], s["dropout"], s["pretrained"],
+                            s.get("hf_config"))
         return TransformerClassifier(enc, s["dropout"])
 
     def spec(self, cfg, data) -> dict:

@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers import AutoModel, RobertaConfig, RobertaModel
+from transformers import AutoConfig, AutoModel, RobertaConfig, RobertaModel
 
 from ..errors import StreamGuardError
 
 
 def build_encoder(vocab_size: int, pad_id: int, max_length: int, hidden_size: int, num_layers: int,
-                  num_heads: int, intermediate_size: int, dropout: float, pretrained: str | None = None) -> nn.Module:
+                  num_heads: int, intermediate_size: int, dropout: float, pretrained: str | None = None,
+                  hf_config: dict | None = None) -> nn.Module:
+    if hf_config is not None:  # a pretrained architecture rebuilt from its config (weights come from a bundle)
+        config = dict(hf_config)
+        config = AutoConfig.for_model(config.pop("model_type"), **config)
+        try:
+            return AutoModel.from_config(config, add_pooling_layer=False)
+        except TypeError:
+            return AutoModel.from_config(config)
     if pretrained:
         try:
             return AutoModel.from_pretrained(pretrained, add_pooling_layer=False)
