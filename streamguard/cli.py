@@ -12,9 +12,13 @@ Errors print as one line and exit 2; scan exits 1 when it flags something (see -
 from __future__ import annotations
 
 import argparse
+import pathlib
 import sys
 
+from .errors import StreamGuardError
 from .runner import guarded
+
+DEFAULT_LR_CACHE = "training/cache/lr_finder"
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -28,8 +32,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_lr_cache(args: argparse.Namespace) -> int:
+    from .scan import project_root
     from .train.lr_cache import clear_entries, list_entries
 
+    if args.dir is None:  # the project's cache, also from a subdirectory of the checkout
+        root = project_root()
+        if root is None:
+            raise StreamGuardError(f"no StreamGuard project (dvc.yaml) at or above {pathlib.Path.cwd()}; pass --dir")
+        args.dir = str(root / DEFAULT_LR_CACHE)
     if args.action == "list":
         entries = list_entries(args.dir)
         for e in entries:
@@ -112,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     cache = sub.add_parser("lr-cache", help="list or clear cached LR-finder results")
     cache.add_argument("action", choices=["list", "clear"])
     cache.add_argument("--model", default=None)
-    cache.add_argument("--dir", default="training/cache/lr_finder")
+    cache.add_argument("--dir", default=None, help=f"default: {DEFAULT_LR_CACHE} of the project (found from dvc.yaml)")
     cache.set_defaults(func=_cmd_lr_cache)
 
     ds = sub.add_parser("dataset-hash", help="the DVC md5 of data/processed (as in dvc.lock)")

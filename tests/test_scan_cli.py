@@ -362,6 +362,24 @@ def test_lr_cache_list_and_clear(tmp_path, capsys):
     assert "1 entry" in capsys.readouterr().out
 
 
+def test_lr_cache_finds_the_project_cache_from_a_subdirectory(tmp_path, monkeypatch, capsys):
+    from streamguard.train.lr_cache import LRCache
+    from streamguard.train.lr_finder import LRFinderResult
+
+    project = tmp_path / "project"
+    (project / "src" / "deep").mkdir(parents=True)
+    (project / "dvc.yaml").write_text("stages: {}\n")
+    result = LRFinderResult(lr=1e-3, raw_lr=1e-3, confidence="high", reason="", lr_range=(1e-4, 1e-2), lrs=[1e-3],
+                            losses=[0.5], smoothed=[0.5], stop_reason="completed", settings={})
+    LRCache(project / "training" / "cache" / "lr_finder").put("gnn", "k1", result)
+    monkeypatch.chdir(project / "src" / "deep")
+    assert main(["lr-cache", "list"]) == 0
+    assert capsys.readouterr().out.strip().endswith(f"1 entry in {project / 'training' / 'cache' / 'lr_finder'}")
+    monkeypatch.chdir(tmp_path)
+    assert main(["lr-cache", "list"]) == 2
+    assert "no StreamGuard project (dvc.yaml) at or above" in capsys.readouterr().err
+
+
 def test_dataset_hash_command(trained, capsys):
     _, processed, _, _ = trained
     assert main(["dataset-hash", str(processed)]) == 0

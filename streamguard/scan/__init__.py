@@ -19,7 +19,7 @@ from ..bundle import Bundle, load_bundle
 from ..errors import StreamGuardError
 from ..io import dumps_strict, write_text_atomic
 from .detector import Detector
-from .explain import LineScore, TaintPath, explanation_graph, rank_lines, taint_paths
+from .explain import LineScore, TaintPath, explanation_graph, occlusions, ranked, taint_paths
 from .sarif import baseline_keys, fingerprint, rule_for, to_sarif
 from .sources import Skipped, Unit, collect
 
@@ -81,12 +81,20 @@ def _by_language(bundles: Sequence[Bundle]) -> dict[str, Bundle]:
     return out
 
 
-def _explain(f: Finding, unit: Unit, detector: Detector) -> None:
-    code, first = unit.function.code, unit.function.start_line
-    graph = explanation_graph(code, unit.language)
-    f.taint_paths = taint_paths(graph, unit.language, first)
-    f.vuln_class = f.taint_paths[0].vuln_class if f.taint_paths else None
-    f.top_lines = rank_lines(detector, code, graph, f.probability, first)
+def _explain(flagged: list[tuple[Finding, Unit]], detector: Detector) -> None:
+    """Taint paths and occlusion ranking for every flagged function; all occluded variants are
+    scored in one batch (graphs in the process pool, length-sorted batches)."""
+    jobs, variants = [], []
+    for f, u in flagged:
+        graph = explanation_graph(u.function.code, u.language)
+        f.taint_paths = taint_paths(graph, u.language, u.function.start_line)
+        f.vuln_class = f.taint_paths[0].vuln_class if f.taint_paths else None
+        lines, codes = occlusions(u.function.code, graph)
+        jobs.append((f, u, lines, len(variants)))
+        variants.extend(codes)
+    probs, _ = detector.score(variants) if variants else ([], [])
+    for f, u, lines, at in jobs:
+        f.top_lines = ranked(u.function.code, lines, probs[at:at + len(lines)], f.probability, u.function.start_line)
 
 
 def scan_paths(paths: Sequence[str | pathlib.Path], bundles: Sequence[Bundle], *, root: str | pathlib.Path | None = None,
@@ -107,18 +115,20 @@ def scan_paths(paths: Sequence[str | pathlib.Path], bundles: Sequence[Bundle], *
         detector = Detector(bundle, batch_size=batch_size, workers=workers)
         probs, oks = detector.score([units[i].function.code for i in mine])
         thr = thresholds[lang]
+        flagged = []
         for i, p, ok in zip(mine, probs, oks):
             u = units[i]
-            f = Finding(str(u.path), u.uri, u.function.name, u.function.start_line, u.function.end_line,
-                        u.start_column, u.end_column, round(p, 6), p >= thr, ok)
+            findings[i] = f = Finding(str(u.path), u.uri, u.function.name, u.function.start_line, u.function.end_line,
+                                      u.start_column, u.end_column, round(p, 6), p >= thr, ok)
             if f.flagged:
                 f.level = level_for(p, thr)
-                if explain:
-                    _explain(f, u, detector)
-                key = fingerprint(rule_for(f.vuln_class).id, f.uri, f.function, u.function.code)
-                seen[key] = seen.get(key, 0) + 1  # identical functions in one file stay distinct
-                f.fingerprint = f"{key}:{seen[key]}"
-            findings[i] = f
+                flagged.append((f, u))
+        if explain:
+            _explain(flagged, detector)
+        for f, u in flagged:
+            key = fingerprint(rule_for(f.vuln_class).id, f.uri, f.function, u.function.code)
+            seen[key] = seen.get(key, 0) + 1  # identical functions in one file stay distinct
+            f.fingerprint = f"{key}:{seen[key]}"
     report = ScanReport(findings, skipped, n_files, by_lang, thresholds, root)
     if baseline is not None:
         known = baseline_keys(baseline)

@@ -96,15 +96,25 @@ def candidate_lines(graph: StatementGraph) -> list[int]:
     return lines[:MAX_OCCLUDED_LINES]
 
 
-def rank_lines(detector: Detector, code: str, graph: StatementGraph, probability: float,
-               first_line: int, top: int = TOP_LINES) -> list[LineScore]:
-    """The function's statement lines ordered by the score drop when each is blanked (largest first)."""
+def occlusions(code: str, graph: StatementGraph) -> tuple[list[int], list[str]]:
+    """(function-relative statement lines, the function with each of those lines blanked)."""
     rows = code.split("\n")
     lines = [r for r in candidate_lines(graph) if 1 <= r <= len(rows)]
-    if not lines:
-        return []
-    variants = ["\n".join("" if k == r - 1 else row for k, row in enumerate(rows)) for r in lines]
-    probs, _ = detector.score(variants)
+    return lines, ["\n".join("" if k == r - 1 else row for k, row in enumerate(rows)) for r in lines]
+
+
+def ranked(code: str, lines: list[int], probs: list[float], probability: float, first_line: int,
+           top: int = TOP_LINES) -> list[LineScore]:
+    """Lines ordered by the score drop their blanking caused (largest first)."""
+    rows = code.split("\n")
     scored = [LineScore(first_line + r - 1, round(probability - p, 6), rows[r - 1].strip()) for r, p in zip(lines, probs)]
     scored.sort(key=lambda s: (-s.contribution, s.line))
     return scored[:top]
+
+
+def rank_lines(detector: Detector, code: str, graph: StatementGraph, probability: float,
+               first_line: int, top: int = TOP_LINES) -> list[LineScore]:
+    """One function's statement lines ordered by the score drop when each is blanked."""
+    lines, variants = occlusions(code, graph)
+    probs, _ = detector.score(variants) if variants else ([], [])
+    return ranked(code, lines, probs, probability, first_line, top)
