@@ -181,6 +181,7 @@ def test_unscannable_files_are_reported_and_skipped(bundles, tree, tmp_path, cap
     (tree / "blob.c").write_bytes(b"\x00" * 64)
     (tree / "loop").symlink_to(tree, target_is_directory=True)
     (tree / "big.c").write_text("int big(void) { return 1; }\n" * 400)
+    (tree / "junk.c").write_text("}}}} @@@ ((( not C at all\n")
     out = tmp_path / "r.json"
     assert _scan(tree, "--bundle", bundles / "gnn", "--format", "json", "-o", out, "--fail-on", "never",
                  "--max-file-bytes", "4000") == 0
@@ -190,6 +191,7 @@ def test_unscannable_files_are_reported_and_skipped(bundles, tree, tmp_path, cap
     assert reasons["blob.c"] == "binary file (NUL bytes)"
     assert "not followed" in reasons["loop"]
     assert "over the 4000-byte file budget" in reasons["big.c"]
+    assert reasons["junk.c"] == "does not parse: no function could be recovered"
     assert {f["function"] for f in report["functions"]} == {"add", "copy_name", "main"}
     assert "warning: skipped" in capsys.readouterr().err
 

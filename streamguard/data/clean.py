@@ -16,7 +16,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold
 
 from ..errors import DataError
 
@@ -99,6 +98,8 @@ def _carve(records: list[dict], fraction: float, seed: int) -> tuple[list[dict],
     if n_groups < n_splits:
         raise DataError(f"only {n_groups} distinct groups: too few to split off {fraction:.0%}; "
                         "provide official splits or a finer group field")
+    from sklearn.model_selection import StratifiedGroupKFold  # here: scan imports this module for normalize_code
+
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     rest_idx, part_idx = next(folds.split(np.zeros(len(records)), labels, groups))
     return [records[i] for i in rest_idx], [records[i] for i in part_idx]
