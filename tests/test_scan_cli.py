@@ -214,11 +214,14 @@ def test_sarif_validates_against_the_official_schema_and_carries_github_fields(b
     src = tmp_path / "repo"
     src.mkdir()
     (src / "my file#1.c").write_text(SOURCE_A + "\n" + SOURCE_CMD)
+    (src / "blob.c").write_bytes(b"\x00" * 16)  # skipped: listed as a notification
     out = tmp_path / "r.sarif"
     assert _scan(src, "--bundle", bundles / "fusion", "--format", "sarif", "--threshold", "0", "-o", out) == 1
     sarif = json.loads(out.read_text())
     jsonschema.Draft4Validator(_sarif_schema()).validate(sarif)
     run = sarif["runs"][0]
+    (note,) = run["invocations"][0]["toolExecutionNotifications"]
+    assert "blob.c: binary file" in note["message"]["text"]
     rules = {r["id"]: r for r in run["tool"]["driver"]["rules"]}
     assert {"SG-CWE-89", "SG-CWE-78", "SG-CWE-134", "SG-CWE-120", "SG-VULN"} <= set(rules)
     for r in rules.values():

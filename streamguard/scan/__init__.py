@@ -149,7 +149,7 @@ def render(report: ScanReport, fmt: str, root_uri: str) -> str:
         return dumps_strict({"models": _model_info(report), "functions": report.findings, "skipped": report.skipped,
                              "files_scanned": report.n_files, "suppressed_by_baseline": report.suppressed})
     if fmt == "sarif":
-        return dumps_strict(to_sarif(report.flagged, root_uri, _model_info(report)))
+        return dumps_strict(to_sarif(report.flagged, root_uri, _model_info(report), report.skipped))
     lines = []
     for f in report.findings:
         lines.append(f"{'VULN' if f.flagged else 'ok  '}  p={f.probability:.3f}  {f.file}:{f.start_line}  {f.function}")
@@ -219,7 +219,8 @@ def run_scan(args) -> int:
         raise StreamGuardError(f"nothing to scan: no readable {'/'.join(sorted(report.bundles))} source file under "
                                f"{', '.join(map(str, args.paths))} ({len(report.skipped)} skipped)")
     if not report.findings:
-        print(f"warning: {report.n_files} files read but no function found in them", file=sys.stderr)
+        print(f"warning: no function scored in {report.n_files} files read"
+              + (f" ({len(report.skipped)} skipped, see above)" if report.skipped else ""), file=sys.stderr)
     text = render(report, args.format, report.root.resolve().as_uri() + "/")
     if args.output:
         write_text_atomic(args.output, text)

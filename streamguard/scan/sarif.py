@@ -112,13 +112,20 @@ def _result(f) -> dict[str, Any]:
     return result
 
 
-def to_sarif(findings: Iterable, root_uri: str, model: dict[str, Any]) -> dict[str, Any]:
+def _notification(skipped) -> dict[str, Any]:
+    """A file or function scan did not score, so the CI log shows what the verdict does not cover."""
+    return {"level": "warning", "message": {"text": f"skipped {skipped.path}: {skipped.reason}"}}
+
+
+def to_sarif(findings: Iterable, root_uri: str, model: dict[str, Any], skipped: Iterable = ()) -> dict[str, Any]:
     results = [_result(f) for f in findings]
     return {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
         "runs": [{
             "tool": {"driver": {"name": "StreamGuard", "version": __version__,
                                 "rules": [_descriptor(r) for r in RULES.values()]}},
+            "invocations": [{"executionSuccessful": True,
+                             "toolExecutionNotifications": [_notification(k) for k in skipped]}],
             "originalUriBaseIds": {"%SRCROOT%": {"uri": root_uri}},
             "results": results,
             "properties": {"model": model},
