@@ -77,8 +77,7 @@ def _read(file: pathlib.Path, max_file_bytes: int, skipped: list[Skipped]) -> by
     return data
 
 
-def _columns(source: bytes, fn: Function) -> tuple[int, int]:
-    lines = source.split(b"\n")
+def _columns(lines: list[bytes], fn: Function) -> tuple[int, int]:
     first = lines[fn.start_line - 1] if fn.start_line <= len(lines) else b""
     last = lines[fn.end_line - 1] if fn.end_line <= len(lines) else b""
     start = len(first) - len(first.lstrip()) + 1
@@ -117,11 +116,12 @@ def collect(paths: Iterable[str | pathlib.Path], root: pathlib.Path, languages: 
                     skipped.append(Skipped(str(file), "does not parse: no function could be recovered"))
                 continue
             uri = _uri(file, root)
+            lines = data.split(b"\n")  # once per file: a file may hold tens of thousands of functions
             for fn in functions:
                 if len(fn.code) > max_function_chars:
                     skipped.append(Skipped(f"{file}:{fn.start_line}", f"function {fn.name!r} has {len(fn.code)} "
                                            f"characters, over the {max_function_chars} budget (--max-function-chars)"))
                     continue
-                start_col, end_col = _columns(data, fn)
+                start_col, end_col = _columns(lines, fn)
                 units.append(Unit(file, uri, spec.name, fn, start_col, end_col))
     return units, skipped, n_files
