@@ -79,7 +79,9 @@ def _portable_spec(spec: Any, model: torch.nn.Module) -> Any:
     if isinstance(spec, dict):
         out = {k: _portable_spec(v, model) for k, v in spec.items()}
         if out.get("pretrained"):
-            encoders = [m for m in model.modules() if hasattr(m, "config") and hasattr(m.config, "to_dict")]
+            from transformers import PreTrainedModel
+
+            encoders = [m for m in model.modules() if isinstance(m, PreTrainedModel)]
             if len(encoders) != 1:
                 raise BundleError(f"cannot export: expected one pretrained encoder in the model, found {len(encoders)}")
             out["hf_config"] = encoders[0].config.to_dict()

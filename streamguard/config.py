@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import pathlib
 import types
 import typing
@@ -105,6 +106,11 @@ class TrainSettings:
     collapse_patience: int = bounded(3, 1)
     explode_grad_norm: float = bounded(1e4, 0.0, lo_open=True)
     hardware_override: str = "training_config.json"
+    # How a train stage is launched (docs/distributed.md): `python`, or a torchrun prefix such as
+    # `torchrun --nproc-per-node=2` that stages/train.py re-executes itself under.
+    launcher: str = "python"
+    distributed: Literal["auto", "off"] = "auto"  # auto: DDP when launched by torchrun with WORLD_SIZE > 1
+    dist_timeout_s: float = bounded(1800.0, 0.0, lo_open=True)  # a collective waiting longer raises
 
 
 @dataclass(frozen=True)
@@ -139,7 +145,7 @@ class ExportConfig:
 class Config:
     profile: str = "quick"  # the name of the conf/profile/ file params.yaml was composed with
     seed: int = bounded(42, 0, 2**32 - 1)
-    seeds: tuple[int, ...] = (42, 2025, 7)
+    seeds: tuple[int, ...] = bounded((42, 2025, 7), 0, 2**32 - 1)  # numpy seeds are 32-bit, unsigned
     paths: PathsConfig = field(default_factory=PathsConfig)
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
@@ -201,6 +207,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"params.yaml: '{key}' must be a number, got {type(value).__name__} {value!r}")
+        if not math.isfinite(value):  # YAML's .nan / .inf: no setting means either
+            raise ConfigError(f"params.yaml: '{key}' must be a finite number, got {value}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -210,12 +218,17 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 
 
 def _check_range(value: Any, meta: Any, key: str) -> None:
+    if isinstance(value, tuple):  # a list setting: every element is in range
+        for i, v in enumerate(value):
+            _check_range(v, meta, f"{key}[{i}]")
+        return
     if value is None or not meta or not isinstance(value, (int, float)):
         return
     lo, hi, lo_open = meta.get("lo"), meta.get("hi"), meta.get("lo_open")
-    if lo is not None and (value <= lo if lo_open else value < lo):
+    # Written as "not inside" so that NaN, which fails every comparison, is out of range too.
+    if lo is not None and not (value > lo if lo_open else value >= lo):
         raise ConfigError(f"params.yaml: '{key}' must be {'>' if lo_open else '>='} {lo}, got {value}")
-    if hi is not None and value > hi:
+    if hi is not None and not value <= hi:
         raise ConfigError(f"params.yaml: '{key}' must be <= {hi}, got {value}")
 
 
@@ -266,6 +279,9 @@ def _cross_checks(cfg: Config, kinds: Mapping[str, Any]) -> None:
         kinds[name].validate(cfg)
     if not cfg.seeds:
         raise ConfigError("params.yaml: 'seeds' must list at least one seed")
+    repeated = next((s for i, s in enumerate(cfg.seeds) if s in cfg.seeds[:i]), None)
+    if repeated is not None:  # one run directory per seed: a repeat would train it twice
+        raise ConfigError(f"params.yaml: 'seeds' lists seed {repeated} more than once")
     s = cfg.data.split
     if s.valid_fraction + s.test_fraction >= 0.9:
         raise ConfigError("params.yaml: 'data.split.valid_fraction' + 'data.split.test_fraction' must be < 0.9")

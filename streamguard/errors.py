@@ -32,3 +32,20 @@ class SerializationError(StreamGuardError):
 
 class CheckpointError(StreamGuardError):
     """A checkpoint is missing, corrupt or belongs to another run."""
+
+
+class CorruptFileError(CheckpointError):
+    """A saved file exists but cannot be read back (truncated, damaged, not ours): never a reason to
+    delete anything or to report a collapse."""
+
+
+class WriteError(StreamGuardError, OSError):
+    """An output file cannot be written (disk full, I/O error): names the file; still an OSError."""
+
+    def __init__(self, message: str, errno: int | None = None):
+        super().__init__(message)
+        self.errno = errno
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: raised in the main thread like KeyboardInterrupt, so cleanup code runs."""

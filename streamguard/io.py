@@ -15,13 +15,16 @@ import logging
 import math
 import os
 import pathlib
+import pickle
+import re
 import tempfile
+import warnings
 from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 
-from .errors import CheckpointError, SerializationError
+from .errors import CheckpointError, CorruptFileError, SerializationError, StreamGuardError, WriteError
 
 log = logging.getLogger("streamguard.io")
 
@@ -118,7 +121,8 @@ def read_json(path: str | os.PathLike) -> Any:
 def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[io.IOBase]:
     """Write to a temp file in the target's directory, fsync, then os.replace onto the target.
 
-    On any exception the target keeps its old content and the temp file is removed.
+    On any exception the target keeps its old content and the temp file is removed; an OSError
+    (ENOSPC, EIO, ...) comes out as `WriteError` naming the target.
     """
     target = pathlib.Path(path)
     if not _WRITE_ENABLED:
@@ -135,9 +139,12 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[io.IOBase
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, StreamGuardError):
+            # Disk full, quota, I/O error: one line naming the file, still an OSError for callers.
+            raise WriteError(f"{target}: cannot write ({exc.strerror or exc})", exc.errno) from exc
         raise
 
 
@@ -164,15 +171,28 @@ def save_torch_atomic(path: str | os.PathLike, obj: Any) -> None:
         fh.write(buf.getbuffer())
 
 
+def _load_failure(exc: Exception) -> str:
+    """What is wrong with a file torch.load refused, in a few words. torch's own text spans many lines
+    and suggests weights_only=False, which would execute whatever the file holds: never repeated."""
+    if isinstance(exc, pickle.UnpicklingError):
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f"an object of type {found[1]}" if found else "content other than tensors and plain values"
+        return f"it holds {what}, which safe (weights-only) loading refuses; it was not written by StreamGuard"
+    return "truncated or corrupt (not a complete torch file)"
+
+
 def load_torch(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
-    """Load a tensor/checkpoint file with weights_only=True; errors name the file."""
+    """Load a tensor/checkpoint file with weights_only=True; errors are one line naming the file."""
     p = pathlib.Path(path)
     if not p.exists():
         raise CheckpointError(f"{p}: file not found")
     try:
-        return torch.load(p, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # a foreign pickle protocol: the error below says enough
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # corrupt or unsafe content
-        raise CheckpointError(f"{p}: cannot load ({type(exc).__name__}: {exc}); delete it to start over") from exc
+        raise CorruptFileError(f"{p}: cannot load: {_load_failure(exc)}; restore it (dvc checkout) or delete it "
+                               "to start over") from exc
 
 
 def save_numpy_atomic(path: str | os.PathLike, array: np.ndarray) -> None:

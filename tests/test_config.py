@@ -174,3 +174,28 @@ def test_overrides_compose_like_dvc_exp_run_set_param():
         compose_params(["profile=fast"], conf_dir=CONF)
     with pytest.raises(ConfigError, match="cannot compose params"):
         compose_params(["gnn.epoch=3"], conf_dir=CONF)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("gnn:\n  lr_max: .nan\n", "'gnn.lr_max' must be a finite number, got nan"),
+    ("gnn:\n  dropout: .nan\n", "'gnn.dropout' must be a finite number, got nan"),
+    ("fusion:\n  base_lr: .nan\n", "'fusion.base_lr' must be a finite number, got nan"),
+    ("transformer:\n  lr_max: .inf\n", "'transformer.lr_max' must be a finite number, got inf"),
+    ("seeds: [42, -1]\n", "'seeds[1]' must be >= 0, got -1"),
+    ("seeds: [7, 42, 7]\n", "'seeds' lists seed 7 more than once"),
+    ("seed: -3\n", "'seed' must be >= 0, got -3"),
+])
+def test_nan_and_bad_seeds_in_params_yaml_are_refused_naming_the_key(tmp_path, text, message):
+    # Written as YAML, as a user would: `.nan` is how YAML spells NaN.
+    p = tmp_path / "params.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(p, kinds=registry())
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_nan_fails_a_range_check_on_its_own():
+    from streamguard.config import _check_range
+    with pytest.raises(ConfigError, match="'x' must be >= 0"):
+        _check_range(float("nan"), {"lo": 0, "hi": 1, "lo_open": False}, "x")

@@ -4,10 +4,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import errno
 import json
 import os
 import pathlib
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -245,3 +248,47 @@ def test_no_numpy_conversion_without_detach_in_library_code():
 def test_no_tmp_leftover_after_success(tmp_path):
     sgio.write_text_atomic(tmp_path / "a.txt", "x")
     assert sorted(os.listdir(tmp_path)) == ["a.txt"]
+
+
+@pytest.mark.parametrize("damage, reason", [
+    ("truncated", "truncated or corrupt"),
+    ("pickle", "an object of type"),
+])
+def test_load_errors_are_one_line_and_never_suggest_weights_only_false(tmp_path, damage, reason):
+    path = tmp_path / "model_checkpoint.pt"
+    if damage == "truncated":
+        sgio.save_torch_atomic(path, {"w": torch.ones(1000)})
+        path.write_bytes(path.read_bytes()[:3000])
+    else:
+        torch.save({"obj": NotAllowed()}, path)
+    with pytest.raises(CheckpointError) as err:
+        sgio.load_torch(path)
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: cannot load: ") and reason in msg
+    assert "\n" not in msg and "weights_only" not in msg
+
+
+def test_disk_errors_are_one_line_naming_the_file_and_keep_the_original(tmp_path):
+    """A real failing write (the file-size limit makes write() fail with EFBIG, as a full disk fails
+    with ENOSPC) in a child process: one WriteError naming the target, still an OSError."""
+    target = tmp_path / "out.txt"
+    target.write_text("original")
+    script = (
+        "import resource, signal, sys\n"
+        "from streamguard import io as sgio\n"
+        "from streamguard.errors import WriteError\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+        "try:\n"
+        "    sgio.write_text_atomic(sys.argv[1], 'x' * 100000)\n"
+        "except WriteError as exc:\n"
+        "    print(isinstance(exc, OSError), exc.errno, exc)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(target)], capture_output=True, text=True, cwd=REPO,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    is_oserror, errno_, msg = proc.stdout.strip().split(" ", 2)
+    assert is_oserror == "True" and int(errno_) == errno.EFBIG
+    assert msg == f"{target}: cannot write (File too large)"
+    assert target.read_text() == "original"
+    assert _leftovers(tmp_path) == []

@@ -101,6 +101,22 @@ def test_dvc_repro_builds_every_output(reproduced):
 
 
 @pytest.mark.slow
+def test_export_stage_bundles_the_best_fusion_run_and_scan_uses_it(reproduced, tmp_path):
+    project, _, _ = reproduced
+    bundle = read_json(project / "training" / "bundle" / "config.json")
+    summary = read_json(project / "training" / "outputs" / "production_summary" / "production_summary.json")
+    assert bundle["model"]["kind"] == "fusion"
+    assert bundle["model"]["seed"] == summary["models"]["fusion_v17"]["best_seed"]
+    (tmp_path / "x.c").write_text("void f(char *s) { char b[8]; strcpy(b, s); }\n")
+    scan = str(pathlib.Path(sys.executable).with_name("streamguard"))
+    # From a subdirectory of the project and without --bundle: the export stage's bundle is found.
+    proc = _run([scan, "scan", str(tmp_path / "x.c"), "--format", "json", "-o", str(tmp_path / "r.json"),
+                 "--fail-on", "never"], project / "training", check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert [f["function"] for f in read_json(tmp_path / "r.json")["functions"]] == ["f"]
+
+
+@pytest.mark.slow
 def test_dataset_hash_equals_the_md5_in_dvc_lock(reproduced):
     project, _, _ = reproduced
     lock = yaml.safe_load((project / "dvc.lock").read_text())

@@ -95,20 +95,24 @@ def test_changed_config_restarts_a_kept_run_directory(trained, caplog):
     assert "starting this run over" in caplog.text
 
 
-def test_unreadable_checkpoint_restarts_the_run(trained, tmp_path, caplog):
-    """A run directory whose checkpoint is garbage (a torn copy) trains from scratch, not a crash."""
-    import logging
+def test_unreadable_checkpoint_is_an_error_and_deletes_nothing(trained, tmp_path):
+    """A run directory whose checkpoint is garbage (a torn copy) stops with one line naming the file;
+    the directory is left as it was for the user to restore or remove."""
     import shutil
-    caplog.set_level(logging.INFO, logger="streamguard.runs")
+
+    from streamguard.errors import CorruptFileError
     _, processed, cfg, outputs = trained
     copy = tmp_path / "outputs"
     shutil.copytree(outputs, copy)
-    ckpt = runs.run_dir(copy, "gnn", 42) / "model_checkpoint.pt"
+    run = runs.run_dir(copy, "gnn", 42)
+    ckpt = run / "model_checkpoint.pt"
     ckpt.write_bytes(b"not a checkpoint")
-    result = runs.train_run("gnn", cfg, 42, copy, processed, lr_dir=outputs.parent / "lr")
-    assert result.status == "ok" and result.metrics["epochs_run"] == cfg.gnn.epochs
-    assert "starting this run over" in caplog.text
-    assert engine.load_best_weights(ckpt)  # a readable, finished checkpoint replaced the garbage
+    before = sorted(p.name for p in run.iterdir())
+    with pytest.raises(CorruptFileError) as err:
+        runs.train_run("gnn", cfg, 42, copy, processed, lr_dir=outputs.parent / "lr")
+    assert str(err.value).startswith(f"{ckpt}: cannot load") and "restore it" in str(err.value)
+    assert len(str(err.value).splitlines()) == 1
+    assert ckpt.read_bytes() == b"not a checkpoint" and sorted(p.name for p in run.iterdir()) == before
 
 
 def test_lr_finder_disabled_takes_the_middle_of_the_range(trained, tmp_path):

@@ -5,7 +5,8 @@ graph vocabulary to one function at a time (used by `streamguard scan`), so trai
 share one code path.
 
 Output layout (all written into a temporary sibling directory that replaces `out_dir` only once
-everything succeeded, so a failure never leaves a half-written `data/processed/`):
+everything succeeded, so a failure or an interrupt never leaves a half-written `data/processed/`;
+`swap.py` does the replacing and cleans what killed runs left):
 
     splits/{train,valid,test}.jsonl   normalized records
     tokenizer/                        Hugging Face fast tokenizer (save_pretrained)
@@ -19,17 +20,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import pathlib
 import shutil
-import tempfile
 import time
 from dataclasses import asdict
 
 import torch
 
 from ..config import Config
-from ..errors import DataError
+from ..errors import DataError, StreamGuardError, WriteError
 from ..graphs.builder import build_statement_graph
 from ..graphs.features import GraphVocab, encode_graph, encode_graphs
 from ..graphs.languages import LANGUAGES
@@ -37,7 +36,9 @@ from ..graphs.parallel import build_graphs
 from ..graphs.store import graph_statistics, pack_graphs
 from ..io import read_json, save_torch_atomic, write_json_atomic, write_text_atomic
 from . import clean, synthetic
+from .checks import check_splits
 from .sources import ReadStats, read_records
+from .swap import clean_stale, make_temp, replace_dir
 from .tokenizer import encode_split, load_tokenizer, train_bpe
 
 log = logging.getLogger("streamguard.data")
@@ -92,10 +93,10 @@ def load_splits(cfg: Config) -> tuple[dict[str, list[dict]], dict]:
             stats["split_method"] = "grouped_stratified"
     if d.limit:
         splits = {s: clean.subsample(r, d.limit, cfg.seed) for s, r in splits.items()}
-    for s in SPLITS:
-        if not splits[s]:
-            raise DataError(f"the {s} split is empty after cleaning; provide more data")
+    warnings = check_splits(splits)
     stats.update(asdict(dd))
+    if warnings:  # only when there are any: data that raises none keeps its dataset_stats.json
+        stats["warnings"] = warnings
     return splits, stats
 
 
@@ -112,34 +113,30 @@ def _stmt_token_fn(tokenizer, graphs_by_split: dict) -> callable:
     return lambda text: table[text] if text in table else tokenizer.backend_tokenizer.encode(text, add_special_tokens=False).ids
 
 
-def _replace_dir(tmp: pathlib.Path, out_dir: pathlib.Path) -> None:
-    """Swap a finished temp dir into place; the old directory is removed only after the swap."""
-    old = None
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-        os.replace(out_dir, old)
-    os.replace(tmp, out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def prepare(cfg: Config, out_dir: str | pathlib.Path) -> dict:
     """Run the whole prepare stage into `out_dir`; returns dataset_stats."""
     out_dir = pathlib.Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(out_dir)
     t0 = time.perf_counter()
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    tmp = make_temp(out_dir)
     try:
         stats = _prepare_into(cfg, tmp)
         # Timings vary run to run: they are returned and logged, never written into the output,
         # so identical inputs give a byte-identical data/processed (and the same DVC hash).
         timings = stats.pop("timings_s")
         write_json_atomic(tmp / "dataset_stats.json", stats)
-        _replace_dir(tmp, out_dir)
+        replace_dir(tmp, out_dir)
         timings["total"] = round(time.perf_counter() - t0, 3)
         stats["timings_s"] = timings
         log.info("prepare timings (s): %s", timings)
-    except BaseException:
+    except OSError as exc:  # disk full, I/O error: one line naming the file (atomic writes already do)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, StreamGuardError):
+            raise
+        reason = " ".join(str(exc.strerror or exc).split())
+        raise WriteError(f"{exc.filename or tmp}: {reason} (while preparing {out_dir})", exc.errno) from exc
+    except BaseException:  # errors, Ctrl-C, SIGTERM (runner.guarded): the temp dir goes
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return stats

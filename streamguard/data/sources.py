@@ -3,7 +3,8 @@
 Each reader yields normalized records `{"id", "code", "label", "group", "project"}` through a field map
 (our name -> the file's column). The CodeXGLUE / Devign defect-detection layout (`func`, `target`,
 `idx`, `project`, `commit_id`) needs no map. Malformed input raises DataError naming file, line, field.
-Empty or oversized code is not an error: it is skipped and counted in `ReadStats`.
+Empty or oversized code is not an error: it is skipped and counted in `ReadStats`. Record ids must
+be unique across every file read with one `ReadStats` (a repeated id is a DataError naming both places).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import io
 import json
 import pathlib
 import sys
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -29,6 +31,7 @@ class ReadStats:
     skipped_empty: int = 0
     skipped_oversized: int = 0
     skipped_lines: list[str] = field(default_factory=list)  # "file:line reason", first few only
+    id_first_seen: dict[str, str] = field(default_factory=dict, repr=False)  # id -> "file:line"
 
     def skip(self, kind: str, where: str) -> None:
         setattr(self, f"skipped_{kind}", getattr(self, f"skipped_{kind}") + 1)
@@ -72,8 +75,10 @@ def _normalize(raw: Any, fields: dict[str, str], path: pathlib.Path, line: int,
     if not isinstance(raw, dict):
         raise DataError(f"expected an object with fields {sorted(fields.values())}, got {type(raw).__name__}", path, line)
     for key in REQUIRED:
-        if fields[key] not in raw or raw[fields[key]] is None:
+        if fields[key] not in raw:
             raise DataError("missing required field (set data.files.fields to map it)", path, line, fields[key])
+        if raw[fields[key]] is None:
+            raise DataError("required field is null", path, line, fields[key])
     code = raw[fields["code"]]
     if not isinstance(code, str):
         raise DataError(f"code must be a string, got {type(code).__name__}", path, line, fields["code"])
@@ -87,6 +92,10 @@ def _normalize(raw: Any, fields: dict[str, str], path: pathlib.Path, line: int,
         return None
     rid = raw.get(fields.get("id", ""), None)
     rid = f"{path.name}:{line}" if rid is None else str(rid)
+    first = stats.id_first_seen.setdefault(rid, f"{path}:{line}")
+    if first != f"{path}:{line}":
+        raise DataError(f"duplicate id {rid!r} (first at {first}); ids must identify records", path, line,
+                        fields.get("id"))
     group = raw.get(fields.get("group", ""), None)
     project = raw.get(fields.get("project", ""), None)
     return {"id": rid, "code": code, "label": label,
@@ -135,13 +144,22 @@ def _iter_csv(path: pathlib.Path) -> Iterator[tuple[int, Any]]:
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     with _open_bytes(path) as fh:
         text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
-        reader = csv.DictReader(text)
+        # strict: an unclosed quote is an error instead of one field that swallows the rest of the file
+        reader = csv.DictReader(text, strict=True)
+        last = 1  # the line the previous record (or the header) ended on
         try:
             for row in reader:
-                yield reader.line_num, row
+                if None in row or None in row.values():  # more or fewer cells than the header
+                    raise DataError(f"malformed CSV: {'more' if None in row else 'fewer'} cells than the "
+                                    f"{len(reader.fieldnames or ())} of the header", path, last + 1)
+                last = reader.line_num
+                yield last, row
         except UnicodeDecodeError as exc:
             raise DataError(f"not valid UTF-8 (byte {exc.start}); re-encode the file as UTF-8", path, reader.line_num + 1) from None
         except csv.Error as exc:
+            if "unexpected end of data" in str(exc):
+                raise DataError("malformed CSV: unclosed quote (a quoted field starting in this record runs to "
+                                "the end of the file)", path, last + 1) from None
             raise DataError(f"malformed CSV ({exc})", path, reader.line_num) from None
 
 
@@ -177,10 +195,17 @@ def read_records(path: str | pathlib.Path, fields: dict[str, str], fmt: str = "a
     stats = stats if stats is not None else ReadStats()
     reader = _READERS[detect_format(p) if fmt == "auto" else fmt]
     records = []
-    for lineno, raw in reader(p):
-        rec = _normalize(raw, fields, p, lineno, max_code_chars, stats)
-        if rec is not None:
-            records.append(rec)
+    lineno = 0
+    try:
+        for lineno, raw in reader(p):
+            rec = _normalize(raw, fields, p, lineno, max_code_chars, stats)
+            if rec is not None:
+                records.append(rec)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:  # a cut download or a damaged archive
+        raise DataError(f"truncated or corrupt gzip data after line {lineno} ({exc}); download the file again",
+                        p) from None
+    except OSError as exc:
+        raise DataError(f"cannot read ({exc.strerror or exc})", p) from None
     if stats.read == 0:
         raise DataError("no records found", p)
     return records

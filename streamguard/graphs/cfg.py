@@ -13,7 +13,9 @@ An `else if` chain is kept flat: each inner `if` is nested under the previous co
 the same depth. Statements inside ERROR regions are used as they are, chained sequentially where
 their nesting is lost (a `return` there does not end the flow), and condition keywords left flat
 in an ERROR region still become condition nodes. Statement nesting deeper than `MAX_NESTING`
-collapses into one `nested` node, so recursion stays bounded.
+collapses into one `nested` node, so recursion stays bounded. With `max_statements` set, the walk
+stops at that many rows (`node` raises `StatementBudget`): the caller keeps what was collected, so
+the work and memory of one graph do not grow with the size of the function.
 """
 from __future__ import annotations
 
@@ -28,6 +30,10 @@ MAX_NESTING = 64  # deeper statement nesting collapses into one node (bounded re
 ERROR = "ERROR"   # tree-sitter's error-recovery node, in every grammar
 
 Preds = list[tuple[int, int]]  # pending control-flow predecessors: (node, edge type)
+
+
+class StatementBudget(Exception):
+    """The builder holds `max_statements` rows: the walk ends here, the rows so far are kept."""
 
 
 class Front:
@@ -58,8 +64,9 @@ class _Ctx:
 
 
 class GraphBuilder:
-    def __init__(self, src: bytes, front: Front) -> None:
+    def __init__(self, src: bytes, front: Front, max_statements: int | None = None) -> None:
         self.src = src
+        self.max_statements = max_statements
         self.front, self.sx = front, front.syntax
         self.rows: list[tuple[str, str, int, int]] = []  # (text, kind, depth, line)
         self.infos: list[StmtInfo] = []
@@ -74,6 +81,8 @@ class GraphBuilder:
 
     def node(self, kind: str, start: int, end: int, roots: list[Node], depth: int, parent, line_of: Node,
              preds: Preds) -> int:
+        if self.max_statements is not None and len(self.rows) >= self.max_statements:
+            raise StatementBudget
         info = self.front.scan(roots)
         eff = self.front.catalog.call_effects(info.calls)
         for v in eff.writes:  # out-arguments: read-modify-write of the base variable

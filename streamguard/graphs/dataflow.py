@@ -38,11 +38,17 @@ def forward_fixpoint(preds: Sequence[Sequence[int]], succs: Sequence[Sequence[in
 
 
 def reaching_definitions(defs: Sequence[Iterable[str]], uses: Sequence[Iterable[str]],
-                         edges: Iterable[tuple[int, int, int]]) -> list[tuple[int, int, str]]:
+                         edges: Iterable[tuple[int, int, int]], max_defs: int | None = None,
+                         max_deps: int | None = None) -> list[tuple[int, int, str]]:
     """Classic reaching definitions over the control flow (all but `ast` edges) with int bitsets.
 
     defs[i] / uses[i]: the variables node i writes / reads. Returns (def node, use node, variable)
     for every definition that reaches a use of its variable.
+
+    Work budgets for huge functions, where the exact answer is quadratic: only the first `max_defs`
+    definitions get a bit (the bitsets stay that wide), and when more than `max_deps` pairs reach,
+    each use keeps only its latest `max(1, max_deps // uses reached)` definitions of a variable.
+    Below both budgets the answer is exact.
     """
     n = len(defs)
     def_node: list[int] = []
@@ -51,6 +57,8 @@ def reaching_definitions(defs: Sequence[Iterable[str]], uses: Sequence[Iterable[
     for i, ds in enumerate(defs):
         g = 0
         for v in ds:
+            if max_defs is not None and len(def_node) >= max_defs:
+                break
             bit = 1 << len(def_node)
             def_node.append(i)
             g |= bit
@@ -62,7 +70,7 @@ def reaching_definitions(defs: Sequence[Iterable[str]], uses: Sequence[Iterable[
     for i, ds in enumerate(defs):
         k = 0
         for v in ds:
-            k |= var_bits[v]
+            k |= var_bits.get(v, 0)  # a definition past max_defs has no bit but still kills
         keep[i] = ~k
     preds: list[list[int]] = [[] for _ in range(n)]
     succs: list[list[int]] = [[] for _ in range(n)]
@@ -71,6 +79,13 @@ def reaching_definitions(defs: Sequence[Iterable[str]], uses: Sequence[Iterable[
             preds[d].append(s)
             succs[s].append(d)
     reach_in, _ = forward_fixpoint(preds, succs, lambda i, x: gen[i] | (x & keep[i]), init=gen)
+    per_use = None  # no limit: every reaching definition
+    if max_deps is not None:
+        # Count first (popcounts are cheap) so the pairs are only materialized within budget.
+        counts = [(reach_in[i] & var_bits.get(v, 0)).bit_count() for i, us in enumerate(uses) if reach_in[i]
+                  for v in us]
+        if sum(counts) > max_deps:
+            per_use = max(1, max_deps // sum(1 for c in counts if c))
     deps: list[tuple[int, int, str]] = []
     for i, us in enumerate(uses):
         x = reach_in[i]
@@ -78,8 +93,16 @@ def reaching_definitions(defs: Sequence[Iterable[str]], uses: Sequence[Iterable[
             continue
         for v in us:
             m = x & var_bits.get(v, 0)
-            while m:  # each set bit is one reaching definition (a node defines a variable once)
-                low = m & -m
-                deps.append((def_node[low.bit_length() - 1], i, v))
-                m ^= low
+            if per_use is None:
+                while m:  # each set bit is one reaching definition (a node defines a variable once)
+                    low = m & -m
+                    deps.append((def_node[low.bit_length() - 1], i, v))
+                    m ^= low
+                continue
+            for _ in range(per_use):  # the latest definitions: the highest bits
+                if not m:
+                    break
+                top = m.bit_length() - 1
+                deps.append((def_node[top], i, v))
+                m ^= 1 << top
     return deps

@@ -11,6 +11,10 @@ plain Python, never the parent's threads (tokenizers, torch). Pass `start_method
 (or "spawn", the fallback where fork is missing) to avoid fork; the caller's script then needs
 the usual `if __name__ == "__main__":` guard.
 
+Workers ignore SIGINT and die on SIGTERM: a Ctrl-C (which the terminal sends to every process of
+the group) reaches only the parent, whose KeyboardInterrupt leaves the pool's `with` block and
+terminates the workers, instead of interrupting workers mid-task, which can hang the pool.
+
 The cyclic garbage collector is paused while a batch is built: the builder creates no reference
 cycles, and a collector scanning tens of thousands of fresh graphs would cost more than building
 them. Its previous state is restored afterwards.
@@ -21,6 +25,7 @@ import contextlib
 import gc
 import multiprocessing
 import os
+import signal
 import sys
 from typing import Iterator, Sequence
 
@@ -52,6 +57,11 @@ def available_cpus() -> int:
 
 def _show_progress() -> bool:
     return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+def _init_worker() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates the pool
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's handler (if any) is not for workers
 
 
 def _build_chunk(args: tuple[Sequence[str], int | None, str]) -> list[StatementGraph]:
@@ -88,7 +98,7 @@ def build_graphs(
         if start_method is None:
             start_method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         ctx = multiprocessing.get_context(start_method)
-        with ctx.Pool(processes=min(workers, len(chunks))) as pool:
+        with ctx.Pool(processes=min(workers, len(chunks)), initializer=_init_worker) as pool:
             for graphs in pool.imap(_build_chunk, chunks):
                 out.extend(graphs)
                 bar.update(len(graphs))

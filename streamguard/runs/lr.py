@@ -11,6 +11,7 @@ from ..config import Config
 from ..errors import StreamGuardError
 from ..io import read_json, write_json_atomic
 from ..kinds import get_kind
+from ..train.distributed import on_main
 from ..train.lr_cache import LRCache
 from ..train.lr_finder import find_lr, save_lr_outputs
 from ..train.seeding import seed_everything
@@ -30,8 +31,14 @@ def lr_find(kind_name: str, cfg: Config, data, ds_hash: str, out_dir: pathlib.Pa
     """LR range test through the persistent cache; writes the curve and recommended LR into out_dir.
 
     Whether the cache hit goes to `log_dir` (default: out_dir), not into the outputs: a hit and a miss
-    give the same result files, so the DVC out hashes the same either way.
+    give the same result files, so the DVC out hashes the same either way. Under torchrun the test runs
+    on rank 0 alone (one curve, one cache entry) and every rank returns its result.
     """
+    return on_main(_lr_find, kind_name, cfg, data, ds_hash, out_dir, log_dir)
+
+
+def _lr_find(kind_name: str, cfg: Config, data, ds_hash: str, out_dir: pathlib.Path,
+             log_dir: pathlib.Path | None) -> dict:
     kind = get_kind(kind_name)
     sec = getattr(cfg, kind_name)
     spec = kind.spec(cfg, data)

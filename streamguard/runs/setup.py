@@ -10,6 +10,10 @@ from ..train.collapse import CollapseConfig
 from ..train.engine import LoopConfig, RunInfo
 from ..train.hardware import HardwareConfig, resolve_hardware
 
+# How a run is launched, not what it computes: kept out of its identity (metadata config and the
+# checkpoint's), so a checkpoint resumes under another launcher; the metadata's `distributed` says how it ran.
+LAUNCH_KEYS = ("launcher", "distributed", "dist_timeout_s")
+
 
 def run_dir(outputs: str | pathlib.Path, kind: str, seed: int) -> pathlib.Path:
     return pathlib.Path(outputs) / get_kind(kind).output_dir / f"seed_{seed}"
@@ -44,6 +48,9 @@ def run_info(kind: str, cfg: Config, seed: int, ds_hash: str, spec: dict, hw: Ha
     config, sources = {}, {}
     for name in [kind, *get_kind(kind).backbones, "train"]:
         values, srcs = cfg.section_with_sources(name)
+        if name == "train":
+            values = {k: v for k, v in values.items() if k not in LAUNCH_KEYS}
+            srcs = {k: v for k, v in srcs.items() if k not in LAUNCH_KEYS}
         config[name] = values
         sources.update({f"{name}.{k}": v for k, v in srcs.items()})
     config["hardware"] = hw.to_dict()

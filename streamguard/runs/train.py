@@ -13,10 +13,11 @@ from torch import nn
 from ..config import Config
 from ..data.datasets import ProcessedData
 from ..data.identity import dataset_hash
-from ..errors import CheckpointError, StreamGuardError
+from ..errors import CheckpointError, CorruptFileError, StreamGuardError
 from ..io import atomic_write, load_torch, read_json, save_numpy_atomic, write_json_atomic
 from ..kinds import get_kind
-from ..train import engine
+from ..train import distributed, engine
+from ..train.distributed import on_main
 from ..train.metrics import compute_metrics, empty_metrics
 from ..train.outputs import build_metrics
 from ..train.seeding import seed_everything
@@ -34,29 +35,34 @@ def train_or_restart(build: Callable[[], tuple[nn.Module, list | None]], loaders
 
     DVC keeps run directories between runs (`persist: true`), so a killed stage resumes when re-run.
     A finished checkpoint is stale (DVC re-runs a stage only when a dependency changed: code,
-    backbones, params), and one from another config or dataset or a corrupt one cannot be resumed:
-    in those cases the directory is cleared and the run starts over.
+    backbones, params), and one from another config or dataset cannot be resumed: in those cases
+    the directory is cleared and the run starts over. A checkpoint that cannot be read at all
+    (truncated, damaged) is an error (`CorruptFileError`, exit 2) and nothing is deleted.
     """
-    ckpt_path = out / engine.CHECKPOINT_FILE
-    if ckpt_path.exists():
-        try:
-            finished = load_torch(ckpt_path).get("stop_reason") is not None
-        except CheckpointError:
-            finished = True  # unreadable: start over below
-        if finished:
-            log.info("%s holds a finished run; starting this run over", out)
-            shutil.rmtree(out)
+    on_main(_clear_finished, out)  # under torchrun: once, on the rank that writes the directory
     model, groups = build()
     try:
         return engine.train(model, loaders, loss_fn, lc, out, info, param_groups=groups)
     except CheckpointError as exc:
-        if not (out / engine.CHECKPOINT_FILE).exists():
+        if not on_main((out / engine.CHECKPOINT_FILE).exists):
             raise
         log.warning("%s; starting this run over", exc)
-        shutil.rmtree(out)
+        on_main(shutil.rmtree, out)
         seed_everything(info.seed)
         model, groups = build()
         return engine.train(model, loaders, loss_fn, lc, out, info, param_groups=groups)
+
+
+def _clear_finished(out: pathlib.Path) -> None:
+    ckpt_path = out / engine.CHECKPOINT_FILE
+    if ckpt_path.exists():
+        try:
+            ckpt = load_torch(ckpt_path)
+        except CorruptFileError:  # damaged on disk (writes are atomic): a fault to report, never to erase
+            raise
+        if not isinstance(ckpt, dict) or ckpt.get("stop_reason") is not None:
+            log.info("%s holds a finished run; starting this run over", out)
+            shutil.rmtree(out)
 
 
 def _backbone_weights(kind, outputs, seed: int) -> dict[str, dict] | str:
@@ -68,6 +74,8 @@ def _backbone_weights(kind, outputs, seed: int) -> dict[str, dict] | str:
             raise StreamGuardError(f"{ckpt}: not found; train the {name} for seed {seed} first (dvc repro train_{name}@{seed})")
         try:
             weights[name] = engine.load_best_weights(ckpt)
+        except CorruptFileError:
+            raise  # an error to report, not a collapsed backbone: the fusion run is left as it is
         except CheckpointError as exc:
             return f"the {name} backbone has no usable weights ({exc})"
     return weights
@@ -75,8 +83,8 @@ def _backbone_weights(kind, outputs, seed: int) -> dict[str, dict] | str:
 
 def _write_upstream_collapse(kind, out: pathlib.Path, seed: int, lr: float, reason: str) -> None:
     """A run whose backbone collapsed is itself a collapsed result, so aggregate still runs."""
-    if out.exists():
-        shutil.rmtree(out)
+    if on_main(out.exists):
+        on_main(shutil.rmtree, out)
     write_json_atomic(out / engine.COLLAPSE_FILE, {"status": "collapsed", "reason": reason})
     write_json_atomic(out / engine.METRICS_FILE, build_metrics(kind.output_dir, seed, "collapsed", lr, None, None, 0,
                                                                empty_metrics(), empty_metrics()))
@@ -111,8 +119,9 @@ def train_run(kind_name: str, cfg: Config, seed: int, outputs: str | pathlib.Pat
     data = ProcessedData(processed)
     ds_hash = dataset_hash(processed)
     out = run_dir(outputs, kind_name, seed)
-    lr = recommended_lr(kind_name, pathlib.Path(lr_dir)) if kind.uses_lr_finder else kind.learning_rate(sec)
-    backbones = _backbone_weights(kind, outputs, seed)
+    # Inputs other processes of a torchrun may not have on disk: read on rank 0 and shared.
+    lr = on_main(recommended_lr, kind_name, pathlib.Path(lr_dir)) if kind.uses_lr_finder else kind.learning_rate(sec)
+    backbones = on_main(_backbone_weights, kind, outputs, seed)
     if isinstance(backbones, str):
         _write_upstream_collapse(kind, out, seed, lr, backbones)
         return None
@@ -155,6 +164,8 @@ def train_run(kind_name: str, cfg: Config, seed: int, outputs: str | pathlib.Pat
 def _write_out_of_fold(kind_name, cfg, seed, data, spec, hw, lr, out, train_labels) -> None:
     with tempfile.TemporaryDirectory(prefix="oof-") as scratch:
         probs, folds = out_of_fold(kind_name, cfg, seed, data, spec, hw, lr, pathlib.Path(scratch))
+    if not distributed.current().is_main:
+        return  # the files below are rank 0's
     save_numpy_atomic(out / "oof_predictions.npy", probs)
     save_numpy_atomic(out / "oof_folds.npy", folds)
     labels = train_labels.detach().cpu().numpy().copy()

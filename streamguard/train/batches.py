@@ -16,6 +16,8 @@ Public API (re-exported by ``streamguard.train.engine``)
   (batch) sampler draw from; the engine checkpoints their states. Custom samplers should take a
   ``generator`` attribute so their randomness is captured too.
 - ``set_loader_epoch(loader, epoch)``: calls ``set_epoch`` on samplers that have it (distributed).
+- ``ShardedBatchSampler(batches, grad_accum, rank, world_size)`` and ``shard_loader(loader, rank,
+  world_size, grad_accum) -> DataLoader``: one rank's share of a training loader (see below).
 - ``check_logits(model, logits, labels)``: ``ValueError`` unless the model kept the batch contract
   (one logit per sample, shape ``[B]``).
 - ``predict(model, loader, device, amp=None, loss_fn=None) -> Predictions(labels, probs, loss)``:
@@ -25,8 +27,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -128,6 +131,98 @@ def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
     for obj in (getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None)):
         if hasattr(obj, "set_epoch"):
             obj.set_epoch(epoch)
+
+
+class ShardedBatchSampler(Sampler[list[int]]):
+    """One rank's share of the batches a training loader yields in one process.
+
+    Every rank iterates the wrapped batch sampler with the same seeded generators (uniform,
+    weighted/balanced or length-grouped alike), so every rank sees the batches one process would and
+    takes its share of each accumulation window: whole micro-batches when the window's
+    ``grad_accum`` divides among the ranks (``grad_accum // world_size`` per rank and optimizer step,
+    each of one process's per-step size), else a position-strided part of every micro-batch
+    (``batch[rank::world_size]``). ``weights[i]`` scales the i-th local micro-batch's mean loss so
+    that DDP's average over ranks is the gradient one process computes for the window (the shard's
+    share of its micro-batch over the window's length); a rank left with nothing in a window gets a
+    one-sample stand-in of weight 0, so all ranks run the same steps and collectives. The wrapped
+    sampler draws exactly what it draws without sharding (and when), so the generator states the
+    checkpoint keeps are the same for any number of ranks.
+    """
+
+    def __init__(self, batches: Any, grad_accum: int, rank: int, world_size: int):
+        self.batches, self.accum, self.rank, self.world = batches, int(grad_accum), int(rank), int(world_size)
+        self.whole = self.accum % self.world == 0
+        self.grad_accum = self.accum // self.world if self.whole else self.accum  # per rank and optimizer step
+        self.weights: list[float] = []  # of the epoch being iterated, one per local micro-batch
+        self.sizes: list[int] = []  # real samples per local micro-batch (0 for a stand-in)
+
+    # The generators the wrapped sampler draws from, where loader_generators looks for them.
+    @property
+    def generator(self) -> torch.Generator | None:
+        return getattr(self.batches, "generator", None)
+
+    @property
+    def sampler(self) -> Any:
+        return getattr(self.batches, "sampler", None)
+
+    @property
+    def batch_size(self) -> int | None:
+        """This rank's per-step batch (the last micro-batch of an epoch may be smaller)."""
+        size = getattr(self.batches, "batch_size", None)
+        return None if size is None else (size if self.whole else math.ceil(size / self.world))
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.batches, "set_epoch"):
+            self.batches.set_epoch(epoch)
+
+    def _window_steps(self, k: int) -> int:
+        return math.ceil(k / self.world) if self.whole else k
+
+    def __len__(self) -> int:
+        n = len(self.batches)
+        full, rest = divmod(n, self.accum)
+        return full * self._window_steps(self.accum) + (self._window_steps(rest) if rest else 0)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        # iter() now: a sampler that draws on iter() (before the DataLoader draws its base seed) still does.
+        return self._shards(iter(self.batches))
+
+    def _shards(self, inner: Iterator) -> Iterator[list[int]]:
+        batches = [list(b) for b in inner]
+        steps: list[list[int]] = []
+        self.weights, self.sizes = [], []
+
+        def add(indices: list[int], weight: float, stand_in: list[int]) -> None:
+            steps.append(indices or stand_in[:1])
+            self.weights.append(weight if indices else 0.0)
+            self.sizes.append(len(indices))
+
+        for start in range(0, len(batches), self.accum):
+            window = batches[start:start + self.accum]
+            k = len(window)
+            if self.whole:
+                mine = window[self.rank::self.world]
+                for batch in mine:
+                    add(batch, self.world / k, window[0])
+                for _ in range(self._window_steps(k) - len(mine)):
+                    add([], 0.0, window[0])
+            else:
+                for batch in window:
+                    shard = batch[self.rank::self.world]
+                    add(shard, self.world * len(shard) / (len(batch) * k), batch)
+        yield from steps
+
+
+def shard_loader(loader: DataLoader, rank: int, world_size: int, grad_accum: int) -> DataLoader:
+    """``loader`` (same dataset, collate, workers and generator) yielding this rank's ``ShardedBatchSampler`` share."""
+    sharded = ShardedBatchSampler(loader.batch_sampler, grad_accum, rank, world_size)
+    kwargs: dict[str, Any] = {}
+    if loader.num_workers > 0:
+        kwargs.update(prefetch_factor=loader.prefetch_factor, persistent_workers=loader.persistent_workers)
+    return DataLoader(loader.dataset, batch_sampler=sharded, collate_fn=loader.collate_fn,
+                      num_workers=loader.num_workers, pin_memory=loader.pin_memory,
+                      worker_init_fn=loader.worker_init_fn, generator=loader.generator, timeout=loader.timeout,
+                      multiprocessing_context=loader.multiprocessing_context, **kwargs)
 
 
 def check_logits(model: nn.Module, logits: torch.Tensor, labels: torch.Tensor) -> None:

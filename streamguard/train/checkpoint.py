@@ -42,6 +42,7 @@ import torch
 
 from ..errors import CheckpointError
 from ..io import load_torch, safe_jsonify, save_torch_atomic
+from . import distributed
 from .outputs import read_run_log
 from .seeding import capture_rng_state, restore_rng_state
 
@@ -179,12 +180,17 @@ def save_checkpoint(trainer: Trainer, final: bool = False) -> None:
     save_torch_atomic(trainer.checkpoint_path, _checkpoint_state(trainer, final))
 
 
+def _read_if_present(path: os.PathLike) -> dict[str, Any] | None:
+    return load_torch(path) if os.path.exists(path) else None
+
+
 def resume(trainer: Trainer) -> bool:
     """Load the checkpoint in the trainer's out_dir if there is one; True when a run was resumed."""
     t, path = trainer, trainer.checkpoint_path
-    if not path.exists():
+    # Read on rank 0 (the one that writes it) and shared, so every rank of a torchrun resumes the same state.
+    ckpt = distributed.on_main(_read_if_present, path)
+    if ckpt is None:
         return False
-    ckpt = load_torch(path)
     verify_checkpoint(path, ckpt, t.run_info.dataset_hash, t.config_json, t.model_spec)
     t.epoch, t.global_step = ckpt["epoch"], ckpt["global_step"]
     t.best_state, t.best_metric = ckpt["best_model"], ckpt["best_metric"]

@@ -30,9 +30,16 @@ times, host and git commit go to ``run_log.json`` in ``run_info.log_dir`` (defau
 ``outputs``). When ``out_dir`` holds a checkpoint the run resumes from its last finished
 epoch (``CheckpointError`` if dataset hash, config or model spec differ) and ends with the same
 metrics as an uninterrupted run on CPU; a finished run only rewrites its output files.
+
+Under torchrun (``distributed.current().enabled``) the same loop runs on every rank: the training
+forward goes through DDP (``no_sync`` inside an accumulation window), the training loader yields the
+rank's share of each window (``batches.ShardedBatchSampler``), the step's losses and gradient norms
+are summed over ranks before anything is decided on them, rank 0 evaluates the full split and shares
+the predictions, and only rank 0 writes (docs/distributed.md).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -50,10 +57,10 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..io import save_numpy_atomic, write_json_atomic
-from . import checkpoint
+from . import checkpoint, distributed
 from .amp import Amp, resolve_amp
-from .batches import (Predictions, batch_labels, batch_to_device, check_logits, loader_generators, make_loader,
-                      predict, resolve_device, set_loader_epoch)
+from .batches import (Predictions, ShardedBatchSampler, batch_labels, batch_to_device, check_logits,
+                      loader_generators, make_loader, predict, resolve_device, set_loader_epoch, shard_loader)
 from .checkpoint import CHECKPOINT_FILE, CHECKPOINT_FORMAT, load_best_weights, load_model_spec
 from .collapse import CollapseConfig, CollapseDetector
 from .metrics import METRIC_NAMES, choose_threshold, compute_metrics, empty_metrics
@@ -144,16 +151,26 @@ class Trainer:
         self.out_dir = pathlib.Path(out_dir)
         self.log_path = run_log_path(out_dir, run_info)
         seed_everything(run_info.seed, cfg.deterministic)
-        self.device = resolve_device(cfg.device)
+        self.dist = distributed.current()
+        self.device = self.dist.device_for(resolve_device(cfg.device))
         self.amp = Amp(resolve_amp(self.device, cfg.amp))
-        self.model = model.to(self.device)
+        self.model = model.to(self.device)  # the plain module: evaluated, checkpointed, returned
+        # Under torchrun the training forward goes through DDP and the training loader yields this
+        # rank's share of each window (batches.ShardedBatchSampler); one process is left as it was.
+        self.ddp = distributed.wrap(self.model, self.device) if self.dist.enabled else self.model
+        self.shards: ShardedBatchSampler | None = None
+        if self.dist.enabled:
+            self.loaders["train"] = shard_loader(self.loaders["train"], self.dist.rank, self.dist.world_size,
+                                                 cfg.grad_accum)
+            self.shards = self.loaders["train"].batch_sampler
+        self.accum = self.shards.grad_accum if self.shards is not None else cfg.grad_accum  # per rank
         self.optimizer, self.group_params = build_optimizer(
             self.model, cfg.lr, cfg.weight_decay, param_groups, cfg.decay_embeddings)
         self.all_params = [p for params in self.group_params.values() for p in params]
         self.micro_batches = len(self.loaders["train"])
         if self.micro_batches == 0:
             raise ConfigError("train(): the training loader yields no batches")
-        self.steps_per_epoch = math.ceil(self.micro_batches / cfg.grad_accum)
+        self.steps_per_epoch = math.ceil(self.micro_batches / self.accum)
         self.scheduler = build_scheduler(self.optimizer, self.steps_per_epoch * cfg.epochs, cfg.warmup_ratio)
         self.collapse = CollapseDetector(cfg.collapse)
         self.generators = [g for split in sorted(self.loaders) for g in loader_generators(self.loaders[split])]
@@ -181,6 +198,7 @@ class Trainer:
         self.session_started_at = utc_now()
         self.started_at = self.session_started_at  # a resume puts back the first session's
         self._commit: str | None = None
+        self.seed_rank()
 
     @property
     def checkpoint_path(self) -> pathlib.Path:
@@ -188,6 +206,18 @@ class Trainer:
 
     def wall_time(self) -> float:
         return self.wall_time_prev + (time.perf_counter() - self._session_start)
+
+    def seed_rank(self) -> None:
+        """Give every rank but 0 its own dropout stream (rank 0 keeps one process's), per epoch so a resume agrees."""
+        if self.dist.enabled and self.dist.rank > 0:
+            torch.manual_seed(self.run_info.seed * 1_000_003 + self.dist.rank * 10_007 + self.epoch)
+
+    def evaluate(self, split: str, loss_fn: Callable | None = None) -> Predictions:
+        """Predictions of the plain model over a whole split: computed on rank 0 and shared, so every
+        rank decides (early stopping, collapse, best weights) from the same numbers one process would see."""
+        if not self.dist.enabled:
+            return predict(self.model, self.loaders[split], self.device, self.amp, loss_fn)
+        return distributed.on_main(predict, self.model, self.loaders[split], self.device, self.amp, loss_fn)
 
     # ----------------------------------------------------------------- the loop
     def base_lr(self) -> float:
@@ -198,7 +228,7 @@ class Trainer:
         batch = batch_to_device(batch, self.device)
         labels = batch_labels(batch)
         with self.amp.autocast():
-            logits = self.model(batch)
+            logits = self.ddp(batch)
         if not self._checked_logits:
             check_logits(self.model, logits, labels)
             self._checked_logits = True
@@ -213,9 +243,12 @@ class Trainer:
         torch.nn.utils.clip_grads_with_norm_(
             [p for p in self.all_params if p.grad is not None], self.cfg.max_grad_norm, total)
         # One host sync per optimizer step for every number the step logs and checks.
-        values = torch.stack([*(v.float() for v in losses), total.float(), *(g.float() for g in group_norms)]).tolist()
-        micro_losses, norm_v, group_v = values[:len(losses)], values[len(losses)], values[len(losses) + 1:]
-        loss_v = sum(micro_losses) / len(micro_losses)  # the window's loss, as the scaled backward saw it
+        if self.shards is None:
+            values = torch.stack([*(v.float() for v in losses), total.float(), *(g.float() for g in group_norms)]).tolist()
+            micro_losses, norm_v, group_v = values[:len(losses)], values[len(losses)], values[len(losses) + 1:]
+            loss_v = sum(micro_losses) / len(micro_losses)  # the window's loss, as the scaled backward saw it
+        else:
+            micro_losses, sizes, loss_v, norm_v, group_v = self._reduce_step(losses, sizes, total, group_norms)
         finite = math.isfinite(loss_v) and math.isfinite(norm_v)
         lr = self.base_lr()
         if self.amp.scaler.is_enabled():
@@ -240,26 +273,54 @@ class Trainer:
         self.collapse.observe_step(self.global_step, self.epoch + 1, lr, loss_v, measured, groups)
         stats.add_step(lr, micro_losses, sizes, skipped, norm_v, self.cfg.max_grad_norm, group_v)
 
+    def _reduce_step(self, losses: list[torch.Tensor], sizes: list[int], total: torch.Tensor,
+                     group_norms: list[torch.Tensor]) -> tuple[list[float], list[int], float, float, list[float]]:
+        """The window's numbers summed over ranks, in one collective: every rank then skips, logs and
+        checks for collapse on the same values (so all stop together), those one process would have."""
+        first = self.shards_seen - len(losses)
+        weights = self.shards.weights[first:self.shards_seen]
+        local = torch.stack([
+            sum(w * v.double() for w, v in zip(weights, losses)),  # world x the window's loss
+            sum(n * v.double() for n, v in zip(sizes, losses)),  # sample-weighted loss sum
+            torch.tensor(float(sum(sizes)), dtype=torch.float64, device=self.device),
+            total.double(), *(g.double() for g in group_norms)])
+        values = distributed.all_reduce_sum(local).tolist()
+        world = self.dist.world_size
+        samples = values[2]
+        # Identical gradients on every rank: the mean of their norms is each one's norm.
+        return ([values[1] / max(samples, 1.0)], [int(samples)], values[0] / world, values[3] / world,
+                [v / world for v in values[4:]])
+
     def train_epoch(self) -> EpochStats:
         """One pass over the training loader; returns the epoch's training statistics."""
         self.model.train()
         loader = self.loaders["train"]
         set_loader_epoch(loader, self.epoch)
-        accum, n = self.cfg.grad_accum, self.micro_batches
+        self.seed_rank()
+        accum, n = self.accum, self.micro_batches
         stats = EpochStats(self.base_lr(), list(self.group_params))
         losses: list[torch.Tensor] = []
         sizes: list[int] = []
         self.optimizer.zero_grad(set_to_none=True)
+        self.shards_seen = 0
         bar = tqdm(loader, total=n, desc=f"epoch {self.epoch + 1}", leave=False, disable=not self._progress)
         for i, batch in enumerate(bar):
             # Micro-batches in this accumulation window (the last window of an epoch may be shorter).
             window = min(accum, n - (i // accum) * accum)
-            loss, size = self._forward_loss(batch)
-            if loss.requires_grad:
-                self.amp.backward(loss / window if window > 1 else loss)
+            ends_window = (i + 1) % accum == 0 or i + 1 == n
+            # DDP averages gradients over ranks at the backward that ends a window, not before.
+            with contextlib.nullcontext() if ends_window or self.shards is None else self.ddp.no_sync():
+                loss, size = self._forward_loss(batch)
+                if self.shards is not None:
+                    scaled, size = loss * self.shards.weights[i], self.shards.sizes[i]
+                else:
+                    scaled = loss / window if window > 1 else loss
+                if loss.requires_grad:
+                    self.amp.backward(scaled)
+            self.shards_seen = i + 1
             losses.append(loss.detach())
             sizes.append(size)
-            if (i + 1) % accum == 0 or i + 1 == n:
+            if ends_window:
                 self._optimizer_step(losses, sizes, stats)
                 losses, sizes = [], []
                 if self.collapse.collapsed:
@@ -289,7 +350,7 @@ class Trainer:
         if self.collapse.collapsed:
             return None
         self.epoch += 1
-        val = predict(self.model, self.loaders["val"], self.device, self.amp, self.loss_fn)
+        val = self.evaluate("val", self.loss_fn)
         metrics = compute_metrics(val.labels, val.probs)
         self.collapse.observe_validation(self.global_step, self.epoch, stats.lr, val.probs)
         row = stats.row(self.epoch, val.loss, metrics)
@@ -310,6 +371,7 @@ class Trainer:
                 self.stop_reason = "early_stopping"
             elif self.epoch >= self.cfg.epochs:
                 self.stop_reason = "max_epochs"
+        distributed.ensure_same((self.epoch, self.stop_reason, self.collapse.collapsed), "the stop decision")
         if self.stop_reason is None and not self.collapse.collapsed:
             checkpoint.save_checkpoint(self)  # the final one is written by finish()
         self._write_history()
@@ -318,7 +380,7 @@ class Trainer:
 
     def _on_collapse(self) -> None:
         self.stop_reason = "collapsed"
-        current = predict(self.model, self.loaders["val"], self.device, self.amp)
+        current = self.evaluate("val")
         self.collapse_report = self.collapse.report(current.probs)
         log.warning("%s collapsed at step %d: %s", self.run_info.model_name, self.global_step, self.collapse.reason)
 
@@ -352,11 +414,11 @@ class Trainer:
         val_metrics = test_metrics = empty_metrics()
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
-            val = predict(self.model, self.loaders["val"], self.device, self.amp, self.loss_fn)
+            val = self.evaluate("val", self.loss_fn)
             threshold = choose_threshold(val.labels, val.probs, self.cfg.threshold_policy, self.cfg.target_fpr)
             val_metrics = compute_metrics(val.labels, val.probs, threshold)
             if "test" in self.loaders:
-                test = predict(self.model, self.loaders["test"], self.device, self.amp, self.loss_fn)
+                test = self.evaluate("test", self.loss_fn)
                 test_metrics = compute_metrics(test.labels, test.probs, threshold)
                 # Per-sample scores in test-split order: what the report's paired comparisons need.
                 save_numpy_atomic(self.out_dir / TEST_PREDICTIONS_FILE, np.asarray(test.probs, dtype=np.float32))
@@ -376,8 +438,15 @@ class Trainer:
 
     def write_metadata(self, status: str) -> None:
         meta = build_metadata(self.run_info, self.cfg, status, self.stop_reason, self.device, self.amp.settings,
-                              self.optimizer, self.steps_per_epoch)
+                              self.optimizer, self.steps_per_epoch, self.distributed_settings())
         write_json_atomic(self.out_dir / METADATA_FILE, meta)
+
+    def distributed_settings(self) -> dict[str, Any]:
+        """training_metadata.json's ``distributed``: how many processes shared each window, and each one's part."""
+        train = self.loaders["train"]
+        sampler = getattr(train, "batch_sampler", None)
+        batch = train.batch_size if getattr(train, "batch_size", None) is not None else getattr(sampler, "batch_size", None)
+        return {**self.dist.describe(), "per_rank_batch": batch, "per_rank_grad_accum": self.accum}
 
     def write_run_log(self, status: str) -> None:
         body = build_run_log(self.run_info, status, self.out_dir, self.started_at, self.session_started_at,

@@ -19,7 +19,8 @@ Public API
 - ``write_history_csv(path, rows, extra_columns)``: rewritten atomically after every epoch; NaN/inf
   and None are written as empty cells.
 - ``build_metrics(...) -> dict``: the metrics.json body (contract keys only, non-finite -> null).
-- ``build_metadata(...) -> dict``: the training_metadata.json body.
+- ``build_metadata(...) -> dict``: the training_metadata.json body (with ``distributed``: world size,
+  backend, per-rank batch and accumulation).
 - ``RUN_LOG_FILE``, ``run_log_path(out_dir, run_info)``, ``build_run_log(...) -> dict`` (the
   run_log.json body), ``read_run_log(path) -> dict | None`` (None when absent or unreadable) and
   ``utc_now()`` (its time stamps).
@@ -189,7 +190,8 @@ def build_metrics(model: str, seed: int, status: str, lr: float, threshold: floa
 
 def build_metadata(run_info: RunInfo, train_cfg: LoopConfig, status: str, stop_reason: str | None,
                    device: torch.device, amp: AmpSettings, optimizer: torch.optim.Optimizer,
-                   steps_per_epoch: int) -> dict[str, Any]:
+                   steps_per_epoch: int, distributed: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``distributed``: ``world_size``, ``backend`` (null for one process), ``per_rank_batch``, ``per_rank_grad_accum``."""
     return {
         "model": run_info.model_name,
         "status": status,
@@ -206,6 +208,7 @@ def build_metadata(run_info: RunInfo, train_cfg: LoopConfig, status: str, stop_r
              "num_params": sum(p.numel() for p in g["params"])} for g in optimizer.param_groups]},
         "schedule": {"steps_per_epoch": steps_per_epoch, "total_steps": steps_per_epoch * train_cfg.epochs,
                      "warmup_ratio": train_cfg.warmup_ratio, "grad_accum": train_cfg.grad_accum},
+        "distributed": dict(distributed or {"world_size": 1, "backend": None}),
         "extra": run_info.extra,
     }
 

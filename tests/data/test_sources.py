@@ -84,3 +84,49 @@ def test_real_devign_file_reads(devign_dir):
     assert len(recs) > 2000
     assert {r["label"] for r in recs} == {0, 1}
     assert {r["project"] for r in recs} == {"FFmpeg", "qemu"}
+
+
+def test_null_required_field_says_null_not_missing(tmp_path):
+    p = tmp_path / "nulls.jsonl"
+    p.write_text('{"func": "int a;", "target": 0}\n{"func": "int b;", "target": null}\n')
+    with pytest.raises(DataError, match=r"nulls\.jsonl:2, field 'target': required field is null$"):
+        read_records(p, DEVIGN_FIELDS)
+
+
+def test_csv_unclosed_quote_is_reported_at_its_record(tmp_path):
+    p = tmp_path / "q.csv"
+    p.write_text('func,target\n"int f() { return 0; }",1\n"int g() {,0\nint h() { return 1; },1\n')
+    with pytest.raises(DataError, match=r"q\.csv:3: malformed CSV: unclosed quote") as err:
+        read_records(p, {"code": "func", "label": "target"})
+    assert "missing required field" not in str(err.value) and "\n" not in str(err.value)
+
+
+def test_csv_row_with_too_few_cells_is_malformed_not_missing(tmp_path):
+    p = tmp_path / "short.csv"
+    p.write_text('func,target,idx\n"int f();",1,a\n"int g();"\n')
+    with pytest.raises(DataError, match=r"short\.csv:3: malformed CSV: fewer cells than the 3 of the header"):
+        read_records(p, {"code": "func", "label": "target", "id": "idx"})
+
+
+def test_truncated_gzip_is_one_line_naming_the_file(tmp_path):
+    rows = [{**ROWS[i % 2], "idx": i} for i in range(400)]
+    full = write_jsonl(tmp_path / "full.jsonl.gz", rows, gz=True).read_bytes()
+    p = tmp_path / "cut.jsonl.gz"
+    p.write_bytes(full[: len(full) // 2])  # an interrupted download
+    with pytest.raises(DataError, match=r"cut\.jsonl\.gz: truncated or corrupt gzip data") as err:
+        read_records(p, DEVIGN_FIELDS)
+    assert "\n" not in str(err.value)
+
+
+def test_duplicate_ids_are_refused_naming_the_id_and_both_places(tmp_path):
+    rows = [{"func": f"int f{i}(void) {{ return {i}; }}", "target": i % 2, "idx": 7} for i in range(200)]
+    p = write_jsonl(tmp_path / "dup.jsonl", rows)
+    with pytest.raises(DataError, match=r"dup\.jsonl:2, field 'idx': duplicate id '7' \(first at .*dup\.jsonl:1\)"):
+        read_records(p, DEVIGN_FIELDS)
+
+
+def test_duplicate_ids_across_split_files_are_refused(tmp_path):
+    stats = ReadStats()
+    read_records(write_jsonl(tmp_path / "train.jsonl", ROWS), DEVIGN_FIELDS, stats=stats)
+    with pytest.raises(DataError, match=r"valid\.jsonl:1, field 'idx': duplicate id '0' \(first at .*train\.jsonl:1\)"):
+        read_records(write_jsonl(tmp_path / "valid.jsonl", ROWS[:1]), DEVIGN_FIELDS, stats=stats)
