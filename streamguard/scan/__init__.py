@@ -193,7 +193,11 @@ def default_bundle() -> pathlib.Path:
     if root is None:
         raise StreamGuardError(f"no --bundle given and no StreamGuard project (dvc.yaml) at or above {pathlib.Path.cwd()}; "
                                "pass --bundle DIR (made by `streamguard export`)")
-    return root / DEFAULT_BUNDLE
+    bundle = root / DEFAULT_BUNDLE
+    if not bundle.is_dir():
+        raise StreamGuardError(f"no --bundle given and {bundle} (the bundle of the project at {root}) does not exist; "
+                               "run `dvc repro` (its export stage) or pass --bundle DIR")
+    return bundle
 
 
 def _check_output(output: str, report_sources: list[str]) -> None:
