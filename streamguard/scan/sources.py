@@ -85,6 +85,17 @@ def _columns(lines: list[bytes], fn: Function) -> tuple[int, int]:
     return len(first[:start - 1].decode("utf-8", "replace")) + 1, len(last.rstrip().decode("utf-8", "replace")) + 1
 
 
+def _mostly_unparsable(data: bytes, language: str) -> bool:
+    """Whether tree-sitter's error regions cover at least half of the file's text."""
+    root = parser(language).parse(data).root_node
+    if not root.has_error:
+        return False
+    if root.type == "ERROR":
+        return True
+    broken = sum(c.end_byte - c.start_byte for c in root.children if c.type == "ERROR" or c.is_missing)
+    return 2 * broken >= len(data.strip())
+
+
 def collect(paths: Iterable[str | pathlib.Path], root: pathlib.Path, languages: set[str], *,
             max_file_bytes: int, max_function_chars: int) -> tuple[list[Unit], list[Skipped], int]:
     """Every function to score under `paths` -> (units, skipped, number of source files read)."""
@@ -112,7 +123,7 @@ def collect(paths: Iterable[str | pathlib.Path], root: pathlib.Path, languages: 
             n_files += 1
             functions = extract_functions(data, spec.name)
             if not functions:
-                if data.strip() and parser(spec.name).parse(data).root_node.has_error:
+                if _mostly_unparsable(data, spec.name):  # a file of tables or declarations is fine
                     skipped.append(Skipped(str(file), "does not parse: no function could be recovered"))
                 continue
             uri = _uri(file, root)
