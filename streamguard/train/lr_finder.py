@@ -8,19 +8,21 @@ Public API
   -> LRFinderResult``. The sweep uses the training setup (AMP, clipping, batch, accumulation,
   AdamW param groups with their LR multipliers) and leaves the model, the optimizer (when one is
   given) and every RNG state (python, numpy, torch, the loader's generators) as they were.
-- ``suggest_lr(lrs, smoothed, lr_range, skip_start=10, skip_end=5, min_drop=0.05)
+- ``suggest_lr(lrs, losses, lr_range, skip_start=10, skip_end=5, min_drop=0.05)
   -> (lr, raw_lr, confidence, reason)``.
 - ``LRFinderResult``: the curve and the recommendation; ``to_dict()`` / ``from_dict()`` (the LR
   cache stores it whole, so a cache hit can still write the curve files).
 - ``save_lr_outputs(result, out_dir, extra=None) -> dict[str, Path]``: ``lr_curve.csv``,
   ``lr_curve.png`` (matplotlib Agg) and ``recommended_lr.json``.
 
-Curve and suggestion: the loss is smoothed with a debiased exponential moving average
-(beta 0.98); the sweep stops early when the smoothed loss exceeds ``diverge_factor`` x its best or
-the loss is NaN/inf. The suggestion is the LR at the steepest negative slope of the smoothed loss
-against log10(lr) (``np.gradient``) after dropping ``skip_start`` points at the start and
-``skip_end`` at the end, clamped into the model's ``lr_range`` (transformer 1e-5..5e-5, GNN
-1e-4..1e-3 in production). Confidence:
+Curve and suggestion: the sweep's loss is smoothed with a debiased exponential moving average
+(beta 0.98) for the plot and the divergence stop; the sweep stops early when that smoothed loss
+exceeds ``diverge_factor`` x its best or the loss is NaN/inf. The suggestion is computed on the raw
+losses (``skip_start`` points dropped at the start, ``skip_end`` at the end) smoothed with a centred
+moving average (``centered_smooth``: no lag, no raw first points): the LR of the steepest descent
+against log10(lr) within the valley, the stretch before the curve's minimum where the loss has fallen
+by a tenth of its total drop (so noise before the loss starts to move cannot be picked), clamped into
+the model's ``lr_range`` (transformer 1e-5..5e-5, GNN 1e-4..1e-3 in production). Confidence:
 
 - ``high``: the steepest point lies inside the range and the smoothed loss fell by at least
   ``min_drop`` (5 %) of its starting value over the trimmed curve;
@@ -57,6 +59,8 @@ CURVE_CSV = "lr_curve.csv"
 CURVE_PNG = "lr_curve.png"
 RECOMMENDED_JSON = "recommended_lr.json"
 MIN_POINTS = 5
+# Part of the LR-cache key: results cached under an earlier suggestion rule are not reused.
+SUGGESTION_RULE = "valley-steepest-centred-v2"
 
 
 @dataclasses.dataclass
@@ -89,23 +93,42 @@ class LRFinderResult:
                    stop_reason=str(data["stop_reason"]), settings=dict(data.get("settings", {})))
 
 
-def suggest_lr(lrs: Sequence[float], smoothed: Sequence[float], lr_range: tuple[float, float],
+def centered_smooth(values: np.ndarray, window: int) -> np.ndarray:
+    """Moving average over a window centred on each point (shrinking at the ends): unlike the
+    sweep's running average it neither lags the curve nor leaves the first points raw."""
+    half = max(window // 2, 0)
+    csum = np.concatenate([[0.0], np.cumsum(values)])
+    idx = np.arange(len(values))
+    lo, hi = np.maximum(idx - half, 0), np.minimum(idx + half + 1, len(values))
+    return (csum[hi] - csum[lo]) / (hi - lo)
+
+
+def suggest_lr(lrs: Sequence[float], losses: Sequence[float], lr_range: tuple[float, float],
                skip_start: int = 10, skip_end: int = 5, min_drop: float = 0.05) -> tuple[float, float | None, str, str]:
+    """The steepest descent of the loss inside its valley: the stretch before the minimum where the
+    loss has already fallen by a tenth of its total drop. Noise at the start of the sweep, where
+    the loss has not moved yet, therefore cannot win."""
     lo, hi = lr_range
     fallback = math.sqrt(lo * hi)
     lr_arr = np.asarray(lrs, dtype=np.float64)
-    loss = np.asarray(smoothed, dtype=np.float64)
+    loss = np.asarray(losses, dtype=np.float64)
     keep = np.isfinite(loss)
     lr_arr, loss = lr_arr[keep], loss[keep]
     end = len(loss) - skip_end
     lr_arr, loss = lr_arr[skip_start:end], loss[skip_start:end]
     if len(loss) < MIN_POINTS:
         return fallback, None, "fallback", f"only {len(loss)} usable points after trimming; geometric mean of range"
-    slopes = np.gradient(loss, np.log10(lr_arr))
-    idx = int(np.argmin(slopes))
-    drop = (loss[0] - loss.min()) / max(abs(loss[0]), 1e-12)
-    if not slopes[idx] < 0 or drop <= 1e-6:  # rounding makes a flat curve's slopes +-1e-17
+    curve = centered_smooth(loss, max(3, len(loss) // 10) | 1)
+    bottom = int(np.argmin(curve))
+    start_level = float(np.median(curve[:max(3, len(curve) // 10)]))
+    total = start_level - curve[bottom]
+    drop = total / max(abs(start_level), 1e-12)
+    if bottom == 0 or not total > 0 or drop <= 1e-6:  # rounding makes a flat curve's slopes +-1e-17
         return fallback, None, "fallback", "the loss never decreased; geometric mean of range"
+    above = np.nonzero(curve[:bottom] >= start_level - 0.1 * total)[0]
+    first = int(above[-1]) if len(above) else 0
+    slopes = np.gradient(curve, np.log10(lr_arr))
+    idx = first + int(np.argmin(slopes[first:bottom + 1]))
     raw = float(lr_arr[idx])
     suggestion = min(max(raw, lo), hi)
     if suggestion != raw:
@@ -191,7 +214,7 @@ def find_lr(model: nn.Module, loader, loss_fn: Callable, lr_range: tuple[float, 
         if saved_optimizer is not None:
             optimizer.load_state_dict(saved_optimizer)
         restore_rng_state(saved_rng, generators)
-    lr, raw, confidence, reason = suggest_lr(lrs, smoothed, (lo, hi), skip_start, skip_end)
+    lr, raw, confidence, reason = suggest_lr(lrs, losses, (lo, hi), skip_start, skip_end)
     settings = {"num_steps": num_steps, "start_lr": start_lr, "end_lr": end_lr, "beta": beta,
                 "diverge_factor": diverge_factor, "skip_start": skip_start, "skip_end": skip_end,
                 "grad_accum": grad_accum, "max_grad_norm": max_grad_norm, "amp": amp_ctl.settings.name}

@@ -120,6 +120,29 @@ def test_suggestion_rules_on_synthetic_curves():
     assert suggest_lr(lrs, rising, (1e-4, 1e-3))[2] == "fallback"
 
 
+def test_suggestion_finds_a_known_optimum_despite_a_noisy_start():
+    """The curve's steepest descent lies at 1e-3; the first 20 points carry noise as large as the
+    whole descent, which the previous rule (steepest slope of the running average) picked at about
+    the 13th point of every quick sweep, just after the trimmed ones."""
+    lrs, loss = _curve(1e-3)
+    rng = np.random.default_rng(0)
+    noisy = loss.copy()
+    noisy[:20] += rng.normal(0.0, 0.15, 20)
+    noisy[90:] += np.linspace(0.0, 3.0, 10)  # divergence at the end
+    lr, raw, conf, reason = suggest_lr(lrs, noisy, (1e-7, 1.0))
+    assert conf == "high" and 5e-4 < raw < 2e-3, reason
+    # A flat curve with the same noise has no valley: no confident suggestion comes out of noise.
+    flat = np.full(100, 0.69) + np.concatenate([rng.normal(0.0, 0.15, 20), np.zeros(80)])
+    assert suggest_lr(lrs, flat, (1e-7, 1.0))[2] in ("low", "fallback")
+
+
+def test_centered_smooth_has_no_lag_and_keeps_the_ends():
+    from streamguard.train.lr_finder import centered_smooth
+    ramp = np.arange(10, dtype=float)
+    assert np.allclose(centered_smooth(ramp, 3)[1:-1], ramp[1:-1])  # a line is its own centred average
+    assert centered_smooth(ramp, 3)[0] == pytest.approx(0.5) and centered_smooth(ramp, 1).tolist() == ramp.tolist()
+
+
 def test_outputs_and_json_roundtrip(tmp_path):
     _, _, result = _sweep(NoNorm(), end_lr=100.0, max_grad_norm=100.0)
     result.losses[-1] = math.nan  # as a NaN-stopped curve would end
