@@ -219,6 +219,7 @@ def test_bad_input_file_fails_prepare_with_one_line_and_keeps_old_outputs(reprod
         _run(["git", "checkout", "--", "params.yaml"], project)
     assert proc.returncode == 2
     error_lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert error_lines == [f"error: {bad}:2, field 'target': label must be binary (0/1 or true/false), got 7"]
+    assert error_lines == [f"error: {bad}:2, field 'target': label must be binary (0/1 or true/false), got 7; "
+                           "data/processed was left as it was (if it is missing: dvc checkout data/processed)"]
     assert dataset_hash(project / "data" / "processed") == before
     assert not [p for p in (project / "data").iterdir() if p.name.startswith(".processed")]
