@@ -26,7 +26,8 @@ the model's ``lr_range`` (transformer 1e-5..5e-5, GNN 1e-4..1e-3 in production).
 
 - ``high``: the steepest point lies inside the range and the smoothed loss fell by at least
   ``min_drop`` (5 %) of its starting value over the trimmed curve;
-- ``low``: a usable curve, but the steepest point was clamped or the descent was weak;
+- ``low``: the steepest point was clamped into the range, or the descent was weak (under
+  ``min_drop``: the curve is noise, and the LR is then the geometric mean of the range);
 - ``fallback``: the curve is unusable (fewer than 5 points after trimming, no finite points or no
   descending segment); the LR is then the geometric mean of the range.
 """
@@ -130,11 +131,12 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float], lr_range: tuple[fl
     slopes = np.gradient(curve, np.log10(lr_arr))
     idx = first + int(np.argmin(slopes[first:bottom + 1]))
     raw = float(lr_arr[idx])
+    if drop < min_drop:  # a curve this flat is noise: its steepest point would put the LR anywhere
+        return fallback, raw, "low", (f"weak descent: loss fell {drop:.1%} (< {min_drop:.0%}); "
+                                      "geometric mean of range")
     suggestion = min(max(raw, lo), hi)
     if suggestion != raw:
         return suggestion, raw, "low", f"steepest descent at {raw:.3g} lies outside [{lo:.3g}, {hi:.3g}]; clamped"
-    if drop < min_drop:
-        return suggestion, raw, "low", f"weak descent: loss fell {drop:.1%} (< {min_drop:.0%})"
     return suggestion, raw, "high", f"steepest descent inside the range; loss fell {drop:.1%}"
 
 
