@@ -85,7 +85,7 @@ class TokenizerConfig:
 
 @dataclass(frozen=True)
 class GraphConfig:
-    language: Literal["c"] = "c"  # the front-end (tree-sitter grammar + taint catalogs) for prepare and scan
+    language: Literal["c", "java", "python"] = "c"  # the front-end (tree-sitter grammar + taint catalogs) for prepare and scan
     max_nodes: int = bounded(32, 2, 4096)
     max_stmt_tokens: int = bounded(16, 1, 512)
     min_feature_freq: int = bounded(2, 1)

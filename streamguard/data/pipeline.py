@@ -52,11 +52,12 @@ def load_splits(cfg: Config) -> tuple[dict[str, list[dict]], dict]:
     read = ReadStats()
     if d.source == "synthetic":
         records = synthetic.generate(d.synthetic.n_functions, seed=cfg.seed, vuln_ratio=d.synthetic.vuln_ratio,
-                                     cwes=d.synthetic.cwes)
+                                     cwes=d.synthetic.cwes, language=cfg.graph.language)
         official = None
     else:
         f = d.files
-        kwargs = dict(fields=f.fields, fmt=f.format, max_code_chars=d.max_code_chars, stats=read)
+        kwargs = dict(fields=f.fields, fmt=f.format, max_code_chars=d.max_code_chars, stats=read,
+                      language=cfg.graph.language)
         if f.train:
             if not (f.valid and f.test):
                 raise DataError("data.files.train is set: data.files.valid and data.files.test must be set too")

@@ -5,6 +5,8 @@ Each reader yields normalized records `{"id", "code", "label", "group", "project
 `idx`, `project`, `commit_id`) needs no map. Malformed input raises DataError naming file, line, field.
 Empty or oversized code is not an error: it is skipped and counted in `ReadStats`. Record ids must
 be unique across every file read with one `ReadStats` (a repeated id is a DataError naming both places).
+A record may name its `language` (field `language`, or as mapped): with `language` given to
+`read_records`, a record of another language is a DataError (one language per prepared data set).
 """
 from __future__ import annotations
 
@@ -71,9 +73,15 @@ def parse_label(value: Any, path: pathlib.Path, line: int, name: str) -> int:
 
 
 def _normalize(raw: Any, fields: dict[str, str], path: pathlib.Path, line: int,
-               max_code_chars: int, stats: ReadStats) -> dict | None:
+               max_code_chars: int, stats: ReadStats, language: str | None = None) -> dict | None:
     if not isinstance(raw, dict):
         raise DataError(f"expected an object with fields {sorted(fields.values())}, got {type(raw).__name__}", path, line)
+    if language is not None:
+        lang_field = fields.get("language", "language")
+        lang = raw.get(lang_field)
+        if lang is not None and str(lang).strip().lower() != language:
+            raise DataError(f"record is {lang!r}, not graph.language {language!r} (one language per data set: "
+                            "set graph.language or split the file)", path, line, lang_field)
     for key in REQUIRED:
         if fields[key] not in raw:
             raise DataError("missing required field (set data.files.fields to map it)", path, line, fields[key])
@@ -180,7 +188,8 @@ _READERS = {"jsonl": _iter_jsonl, "json": _iter_json, "csv": _iter_csv, "parquet
 
 
 def read_records(path: str | pathlib.Path, fields: dict[str, str], fmt: str = "auto",
-                 max_code_chars: int = 200_000, stats: ReadStats | None = None) -> list[dict]:
+                 max_code_chars: int = 200_000, stats: ReadStats | None = None,
+                 language: str | None = None) -> list[dict]:
     """Read one file into normalized records; raises DataError on the first malformed record."""
     p = pathlib.Path(path)
     if not p.exists():
@@ -198,7 +207,7 @@ def read_records(path: str | pathlib.Path, fields: dict[str, str], fmt: str = "a
     lineno = 0
     try:
         for lineno, raw in reader(p):
-            rec = _normalize(raw, fields, p, lineno, max_code_chars, stats)
+            rec = _normalize(raw, fields, p, lineno, max_code_chars, stats, language)
             if rec is not None:
                 records.append(rec)
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:  # a cut download or a damaged archive

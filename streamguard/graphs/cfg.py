@@ -10,7 +10,9 @@ features (`statements.py`) and taint roles (`taint.py`), plus `ast` / `cfg_*` ed
 - `cfg_loop`   end of a loop body (or `continue`) -> loop condition, do-while condition -> body.
 
 An `else if` chain is kept flat: each inner `if` is nested under the previous condition but at
-the same depth. Statements inside ERROR regions are used as they are, chained sequentially where
+the same depth (so is a Python `elif` chain). A `with` header and a `catch` clause header are nodes
+with their body nested under them; a `try` body flows into its `else` and `finally` clauses, and
+each `catch` is entered from before and after the body (an exception may leave it anywhere). Statements inside ERROR regions are used as they are, chained sequentially where
 their nesting is lost (a `return` there does not end the flow), and condition keywords left flat
 in an ERROR region still become condition nodes. Statement nesting deeper than `MAX_NESTING`
 collapses into one `nested` node, so recursion stays bounded. With `max_statements` set, the walk
@@ -257,7 +259,8 @@ class GraphBuilder:
 
     def function(self, node, preds, depth, parent):
         body = node.child_by_field_name("body")
-        header = [c for c in node.children if c != body]
+        # A `name` field (Java, Python) is the function's own name: neither a use nor a variable.
+        header = [c for i, c in enumerate(node.children) if c != body and node.field_name_for_child(i) != "name"]
         end = body.start_byte if body is not None else node.end_byte
         outer = self.labels, self.gotos, self.ctx  # a nested definition must not disturb its host
         self.labels, self.gotos, self.ctx = {}, [], []
@@ -275,10 +278,15 @@ class GraphBuilder:
     def if_(self, node, preds, depth, parent):
         sx, roles = self.sx, self.front.roles
         outs: Preds = []
+        rest: list[Node] = []  # the elif / else clauses still to come, where the if lists them all
         while True:  # else-if chains are walked iteratively, not recursively
             c = self.condition_node("if", node, node.child_by_field_name("condition"), depth, parent, preds)
             outs += self.stmt(node.child_by_field_name("consequence"), [(c, CFG_BRANCH)], depth + 1, c)
             alt = node.child_by_field_name("alternative")
+            if sx.elif_clause:
+                if node.type != sx.elif_clause:
+                    rest = node.children_by_field_name("alternative")
+                alt = rest.pop(0) if rest else None
             if alt is not None and alt.type == sx.else_clause:
                 named = [x for x in alt.children if x.is_named and x.type not in sx.comments]
                 alt = named[-1] if named else None
@@ -307,7 +315,62 @@ class GraphBuilder:
         header = [c for c in node.children if c != body and c.is_named]
         end = body.start_byte if body is not None else node.end_byte
         h = self.node("for", node.start_byte, end, header, depth, parent, node, preds)
+        field = self.sx.for_targets.get(node.type)
+        target = node.child_by_field_name(field) if field else None
+        if target is not None:  # for-each: the header defines the loop variables
+            info, bound = self.infos[h], self.front.scan([target])
+            for v in (*bound.uses, *bound.defs):
+                info.uses.pop(v, None)
+                info.defs[v] = None
         return self.loop(h, body, depth)
+
+    def body_of(self, node: Node) -> Node | None:
+        """A clause's body: its `body` field, else its last named child when that is a block."""
+        body = node.child_by_field_name("body")
+        if body is None:
+            named = [c for c in node.children if c.is_named and c.type not in self.sx.comments]
+            if named and self.front.roles.get(named[-1].type) == "block":
+                body = named[-1]
+        return body
+
+    def scoped(self, node: Node, kind: str, preds: Preds, depth: int, parent) -> Preds:
+        """A header node (everything but the body), then the body nested under it."""
+        body = self.body_of(node)
+        header = [c for c in node.children if c != body and c.is_named]
+        end = body.start_byte if body is not None else node.end_byte
+        h = self.node(kind, node.start_byte, end, header, depth, parent, node, preds)
+        return self.stmt(body, [(h, CFG_SEQ)], depth + 1, h)
+
+    def with_(self, node, preds, depth, parent):
+        return self.scoped(node, "declaration", preds, depth, parent)
+
+    def catch(self, node, preds, depth, parent):
+        return self.scoped(node, "case", preds, depth, parent)
+
+    def finally_(self, node, preds, depth, parent):
+        return self.stmt(self.body_of(node), preds, depth, parent)
+
+    def try_(self, node, preds, depth, parent):
+        """Body; each catch entered from before and after it; else after the body; finally after all."""
+        roles = self.front.roles
+        res = node.child_by_field_name("resources")
+        if res is not None:  # try-with-resources: the resources are declarations
+            preds = [(self.node("declaration", res.start_byte, res.end_byte, [res], depth, parent, res, preds),
+                      CFG_SEQ)]
+        outs = self.stmt(node.child_by_field_name("body"), preds, depth, parent)
+        thrown = list(dict.fromkeys((p, CFG_BRANCH) for p, _ in preds + outs))
+        caught: Preds = []
+        final = None
+        for ch in node.children:
+            role = roles.get(ch.type)
+            if role == "catch":
+                caught += self.scoped(ch, "case", thrown, depth, parent)
+            elif role == "finally":
+                final = ch
+            elif ch.type == self.sx.else_clause:
+                outs = self.stmt(self.body_of(ch), outs, depth, parent)
+        outs = outs + caught
+        return self.stmt(self.body_of(final), outs, depth, parent) if final is not None else outs
 
     def do(self, node, preds, depth, parent):
         ctx = _Ctx(True, None)
@@ -351,7 +414,12 @@ class GraphBuilder:
         return cur + ctx.breaks + ([] if has_default else [(c, CFG_BRANCH)])
 
     def is_default(self, node: Node) -> bool:
-        return bool(node.children) and node.children[0].type == self.sx.default_keyword
+        if not node.children:
+            return False
+        first = node.children[0]
+        if first.is_named and first.children:  # the label wrapped in its own node (Java's switch_label)
+            first = first.children[0]
+        return first.type == self.sx.default_keyword
 
     def case_label(self, node: Node, depth: int, parent, preds: Preds, is_default: bool) -> tuple[int, list[Node]]:
         ch = node.children
@@ -374,4 +442,6 @@ _ROLE_HANDLERS = {
     "label": GraphBuilder.label, "case": GraphBuilder.orphan_case, "expression": GraphBuilder.expression,
     "declaration": GraphBuilder.declaration, "return": GraphBuilder.return_, "break": GraphBuilder.break_,
     "continue": GraphBuilder.continue_, "goto": GraphBuilder.goto, "attributed": GraphBuilder.attributed,
+    "with": GraphBuilder.with_, "try": GraphBuilder.try_, "catch": GraphBuilder.catch,
+    "finally": GraphBuilder.finally_,
 }

@@ -50,7 +50,6 @@ def make_scanner(sx: Syntax, catalog: TaintCatalog) -> Callable[[list[Node]], St
     # Tables are bound to closure cells once per language: the scan runs for every statement.
     ident, literals, number_literals, number_kind = sx.identifier, sx.literals, sx.number_literals, sx.number_kind
     type_names, skip, call, member, member_field = sx.type_names, sx.skip, sx.call, sx.member, sx.member_field
-    callee_field, args_field = sx.call_fields
     assignment, assign_op, update, init_decl = sx.assignment, sx.assign_operator, sx.update, sx.init_declarator
     declarations, declarators, fn_decl = sx.declarations, sx.declarators, sx.function_declarator
     op_parents, unary_parents, ambiguous, named_ops = (sx.operator_parents, sx.unary_parents, sx.ambiguous_unary,
@@ -58,6 +57,25 @@ def make_scanner(sx: Syntax, catalog: TaintCatalog) -> Callable[[list[Node]], St
     strings, (addr_type, addr_token), comments = sx.string_literals, sx.address_of, sx.comments
     lvalue_walk, declarator_walk = sx.lvalue_walk, sx.declarator_walk
     is_relevant = catalog.is_relevant
+    # Constructs of languages with methods, keyword arguments and f-strings (empty for C).
+    calls = {call: sx.call_fields, **sx.extra_calls}
+    call_object, member_object, kwarg, interp = sx.call_object, sx.member_object, sx.keyword_argument, sx.interpolation
+    implicit, update_arg, dotted_sources = sx.implicit_assignments, sx.update_argument, catalog.source_vars
+
+    def plain(node: Node) -> bool:
+        """A string literal without embedded expressions."""
+        stack = [node]
+        while stack:
+            for c in stack.pop().named_children:
+                if c.type == interp:
+                    return False
+                if c.type in literals:
+                    stack.append(c)
+        return True
+
+    def embedded(node: Node) -> list[Node]:
+        """The interpolations (and nested strings) of a string literal."""
+        return [c for c in node.named_children if c.type == interp or c.type in literals]
 
     def base_var(node: Node) -> str | None:
         """The variable an lvalue-like expression reads or writes: a, a[i], a->f, *a, (T)a, *(a+i)."""
@@ -106,38 +124,65 @@ def make_scanner(sx: Syntax, catalog: TaintCatalog) -> Callable[[list[Node]], St
             t = x.type
             if t == ident:
                 found[text_of(x)] = None
-            elif t == call:
+            elif t == call and not call_object:
                 stack.extend(c for c in x.named_children if c.type != ident or c.start_byte != x.start_byte)
+            elif t in calls:  # the receiver and the arguments, not the method or type name
+                fields = (call_object, calls[t][1])
+                stack.extend(c for c in map(x.child_by_field_name, fields) if c is not None)
+            elif t == member and member_object:
+                o = x.child_by_field_name(member_object)
+                if o is not None:
+                    stack.append(o)
+            elif t == kwarg:
+                v = x.child_by_field_name("value")
+                if v is not None:
+                    stack.append(v)
             elif t not in literals:
                 stack.extend(x.named_children)
+            elif interp:
+                stack.extend(embedded(x))
         return tuple(found)
 
     def argument(node: Node) -> Arg:
         t = node.type
-        if t in strings:
+        if t in strings and (not interp or plain(node)):
             return ("lit", node.text[:256].decode("utf-8", "replace"), ())
+        if t == kwarg:
+            v = node.child_by_field_name("value")
+            return ("kw", "".join(text_of(node).split())[:256], names(v) if v is not None else ())
         if t == addr_type and node.children and node.children[0].type == addr_token:
             return ("addr", base_var(node.children[-1]), names(node))
         return ("expr", base_var(node), names(node))
 
-    def scan_call(node: Node, info: StmtInfo, stack: list[Node]) -> None:
-        fn = node.child_by_field_name(callee_field)
-        args = node.child_by_field_name(args_field)
-        name = None
+    def scan_call(node: Node, info: StmtInfo, stack: list[Node], fields: tuple[str, str], typed: bool) -> None:
+        fn = node.child_by_field_name(fields[0])
+        args = node.child_by_field_name(fields[1])
+        name = recv = None
         if fn is not None:
             if fn.type == ident:
+                name = text_of(fn)
+                recv = node.child_by_field_name(call_object) if call_object else None
+                if recv is not None:  # `o.m(..)`: a method, named like a call through a member
+                    name = "." + name
+                    stack.append(recv)
+            elif typed and fn.type in type_names:  # `new T(..)`
                 name = text_of(fn)
             else:
                 field = fn.child_by_field_name(member_field) if fn.type == member else None
                 if field is not None:
-                    name = "." + text_of(field)  # method-like call through a member: never matches a catalog
+                    # A call through a member: C catalogs never match it; method languages name methods so.
+                    name = "." + text_of(field)
+                    recv = fn.child_by_field_name(member_object) if member_object else None
                 stack.append(fn)
         if name is not None:
             info.apis[name] = None
         if args is not None:
             arg_nodes = [a for a in args.named_children if a.type not in comments]
             if name is not None and is_relevant(name):
-                info.calls.append((name, [argument(a) for a in arg_nodes]))
+                described = [argument(a) for a in arg_nodes]
+                if recv is not None:
+                    described.append(("recv", base_var(recv), names(recv)))
+                info.calls.append((name, described))
             stack.extend(reversed(arg_nodes))
 
     def scan(roots: list[Node]) -> StmtInfo:
@@ -153,24 +198,28 @@ def make_scanner(sx: Syntax, catalog: TaintCatalog) -> Callable[[list[Node]], St
             lit = literals.get(t)
             if lit is not None:
                 info.lits[number_kind(node.text) if t in number_literals else lit] = None
+                if interp:
+                    stack.extend(embedded(node))
                 continue
             if t in type_names:
                 info.types[text_of(node)] = None
                 continue
             if t in skip:
                 continue
-            if t == call:
-                scan_call(node, info, stack)
+            fields = calls.get(t)
+            if fields is not None:
+                scan_call(node, info, stack, fields, t != call)
                 continue
-            if t == assignment:
+            if t == assignment or t in implicit:
                 left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
                 op = node.child_by_field_name("operator")
-                if left is not None and op is not None:
-                    info.ops[op.type] = None
+                op_type = op.type if op is not None else assign_op if t in implicit else None
+                if left is not None and op_type is not None:
+                    info.ops[op_type] = None
                     if left.type == ident:
                         v = text_of(left)
                         info.defs[v] = None
-                        if op.type != assign_op:  # compound assignment reads its target too
+                        if op_type != assign_op:  # compound assignment reads its target too
                             info.uses[v] = None
                     else:
                         v = base_var(left)
@@ -181,7 +230,7 @@ def make_scanner(sx: Syntax, catalog: TaintCatalog) -> Callable[[list[Node]], St
                         push(right)
                     continue
             elif t == update:
-                arg = node.child_by_field_name("argument")
+                arg = node.child_by_field_name(update_arg) if update_arg else next(iter(node.named_children), None)
                 if arg is not None:
                     v = base_var(arg)
                     if v is not None:
@@ -204,6 +253,20 @@ def make_scanner(sx: Syntax, catalog: TaintCatalog) -> Callable[[list[Node]], St
                 ch = node.named_children
                 # The declared function's own name is neither a use nor a variable.
                 stack.extend(reversed(ch[1:] if ch and ch[0].type == ident else ch))
+                continue
+            elif t == member and member_object:  # `a.b`: reads a; `sys.argv` may be a source itself
+                if node.end_byte - node.start_byte <= 64:
+                    dotted = text_of(node)
+                    if dotted in dotted_sources:
+                        info.uses[dotted] = None
+                o = node.child_by_field_name(member_object)
+                if o is not None:
+                    push(o)
+                continue
+            elif t == kwarg:  # `name=value`: the name is no variable
+                v = node.child_by_field_name("value")
+                if v is not None:
+                    push(v)
                 continue
             if t in op_parents:
                 op = node.child_by_field_name("operator")

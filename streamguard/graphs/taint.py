@@ -5,6 +5,8 @@ call whose name the catalog finds relevant as `(name, args)`, where every argume
 
 - `("lit", text, ())`     a string literal (or concatenation of literals), with its source text;
 - `("addr", var, names)`  an address-of expression `&x`;
+- `("kw", "name=value", names)`  a keyword argument (its text without spaces; after the positional ones);
+- `("recv", var, names)`  the receiver of a method call `o.m(..)`, always last (languages with methods);
 - `("expr", var, names)`  anything else;
 
 where `var` is the base variable (`a` for `a`, `a[i]`, `a->f`, `*a`, `a + 1`; None if there is
@@ -49,6 +51,8 @@ class TaintCatalog:
     quote_format_sanitizers: call -> index of a format argument whose literal containing
         `quote_directive` makes the call a `quote_class` sanitizer.
     custom_sanitizer: name pattern of project helpers that cut every class.
+    sink_keywords: call -> the keyword argument (`shell=True`) without which it is no sink.
+    receiver_writers: methods that write their arguments into their receiver (`sb.append(x)`).
     """
 
     classes: Mapping[str, int]
@@ -65,6 +69,8 @@ class TaintCatalog:
     quote_directive: re.Pattern | None = None
     quote_class: int = 0
     custom_sanitizer: re.Pattern | None = None
+    sink_keywords: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    receiver_writers: frozenset[str] = frozenset()
     all_classes: int = dataclasses.field(init=False)
     _named: frozenset[str] = dataclasses.field(init=False, repr=False)
     _relevant: dict[str, bool] = dataclasses.field(init=False, repr=False, default_factory=dict)
@@ -75,7 +81,8 @@ class TaintCatalog:
             mask |= bit
         object.__setattr__(self, "all_classes", mask)
         named = frozenset().union(self.source_calls, self.writer_calls, self.variadic_out, self.sink_calls,
-                                  self.format_args, self.sanitizer_calls, self.quote_format_sanitizers)
+                                  self.format_args, self.sanitizer_calls, self.quote_format_sanitizers,
+                                  self.receiver_writers)
         object.__setattr__(self, "_named", named)
 
     def is_custom_sanitizer(self, name: str) -> bool:
@@ -97,7 +104,10 @@ class TaintCatalog:
     def sinks(self, name: str, args: list[Arg]) -> tuple[int, dict[str, int]]:
         """(classes for which the call is a sink, {variable read by a sensitive argument: classes})."""
         mask, spec = self.sink_calls.get(name, (0, ()))
-        if not mask:
+        need = self.sink_keywords.get(name) if mask else None
+        if need is not None and not any(a[0] == "kw" and a[1] == need for a in args):
+            mask, spec = 0, ()  # e.g. subprocess.run without shell=True runs no shell
+        elif not mask:
             for pattern, m, s in self.sink_patterns:
                 if pattern.match(name):
                     mask, spec = m, s
@@ -138,6 +148,8 @@ class TaintCatalog:
             for i in out:
                 if i < len(args) and args[i][1]:
                     eff.writes.append(args[i][1])
+            if name in self.receiver_writers and args and args[-1][0] == "recv" and args[-1][1]:
+                eff.writes.append(args[-1][1])
             start = self.variadic_out.get(name)
             if start is not None:
                 eff.writes.extend(a[1] for a in args[start:] if a[1])
@@ -149,14 +161,14 @@ class TaintCatalog:
             if san:
                 eff.sanitize_mask |= san
                 if self.is_custom_sanitizer(name):
-                    eff.in_place.extend(a[1] for a in args if a[1] and a[0] != "lit")
+                    eff.in_place.extend(a[1] for a in args if a[1] and a[0] not in ("lit", "kw"))
         return eff
 
 
 def _spec_args(spec: ArgSpec, args: list) -> list:
     if isinstance(spec, int):
-        return args[spec:]
-    return [args[i] for i in spec if i < len(args)]
+        return [a for a in args[spec:] if a[0] != "recv"]
+    return [args[i] for i in spec if i < len(args) and args[i][0] != "recv"]
 
 
 @dataclasses.dataclass(slots=True)

@@ -37,6 +37,10 @@ RULES = {
                    "Attacker-controlled data is used as the format argument of a printf-family call.", 7.5),
     "buffer": Rule("SG-CWE-120", "BufferOverflow", ("CWE-120", "CWE-121"), "Buffer copy without checking size",
                    "Attacker-controlled data or length reaches an unbounded copy into a buffer.", 9.3),
+    "code": Rule("SG-CWE-94", "CodeInjection", ("CWE-94",), "Code injection",
+                 "Attacker-controlled data reaches a call that evaluates code (eval, exec, a script engine).", 9.8),
+    "path": Rule("SG-CWE-22", "PathTraversal", ("CWE-22",), "Path traversal",
+                 "Attacker-controlled data reaches a file path without normalisation or an allow-list.", 7.5),
     "generic": Rule("SG-VULN", "LikelyVulnerableFunction", (), "Function predicted vulnerable",
                     "The model scores this function as likely vulnerable; no taint path explains it, so the "
                     "ranked lines are the lines whose removal lowers the score most.", 5.0),

@@ -1,4 +1,8 @@
-"""Deterministic generator of C functions with injected vulnerabilities and their patched twins.
+"""Deterministic generator of functions with injected vulnerabilities and their patched twins.
+
+`generate(n, seed, vuln_ratio, cwes, language="c")`: C (below), or Java / Python (`twins`, `java`,
+`python`: CWE-89 and CWE-78 over the same strategies, see `twins.py`). The C output does not depend
+on the other languages.
 
 Each pair is one C function in two versions built from the same random draws: the vulnerable one lets
 tainted input (getenv, argv, fgets, recv, read, scanf) reach a sink, the safe twin does not. The twins
@@ -16,7 +20,7 @@ Everything is drawn from one `random.Random(seed)`, so a seed gives byte-identic
 Modules: `pools` (name pools, literals, strategy weights), `statements` (the function's name scope and
 the statements every family shares: sources, hops, distractors, dead code), `sinks` (one sink builder
 per CWE), `pair` (safe-twin strategies and assembly of one vulnerable/safe pair), `generator` (the
-public `generate`: sizes, labels, uniqueness, record schema).
+public `generate`: sizes, labels, uniqueness, record schema, the language).
 """
 from .generator import generate
 from .pools import CWE_FAMILIES

@@ -18,14 +18,14 @@ from typing import Mapping, NamedTuple
 from tree_sitter import Parser
 
 from ...errors import ConfigError
-from . import c
+from . import c, java, python
 from .spec import LanguageSpec, Syntax
 
 __all__ = ["LANGUAGES", "Function", "LanguageSpec", "Syntax", "extract_functions", "get_language",
            "language_for_path", "parser"]
 
 LANGUAGES: Mapping[str, LanguageSpec] = types.MappingProxyType(
-    {spec.name: spec for spec in (c.SPEC,)})
+    {spec.name: spec for spec in (c.SPEC, java.SPEC, python.SPEC)})
 _BY_SUFFIX = {suffix: spec for spec in LANGUAGES.values() for suffix in spec.suffixes}
 
 

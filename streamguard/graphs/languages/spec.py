@@ -8,7 +8,12 @@ never names a grammar's node types itself. The tree-sitter field names it reads 
 Statement roles (`Syntax.statements` values), each with its own control flow in `cfg.py`:
 `function` (its header defines the parameters; the body is its own flow), `block`, `if`,
 `while`, `for`, `do`, `switch`, `case`, `label`, `goto`, `break`, `continue`, `return`,
-`expression`, `declaration`, `attributed` (a statement wrapped in attributes).
+`expression`, `declaration`, `attributed` (a statement wrapped in attributes), `with` (a header that
+binds names, then its body: Python `with`, Java `synchronized`), `try` (its body, then its `catch`
+clauses, each entered from before and after the body, an `else` clause after the body, and a
+`finally` clause after all of them; Java's try-with-resources `resources` become a declaration),
+`catch` and `finally` (those clauses: a `catch` header defines its exception variable).
+A function header's `name` field is neither a use nor a variable.
 
 Walk steps (`lvalue_walk`, `declarator_walk`): `first` / `last` child, `named` (the first named
 child), `first+rest` (the first child; the other named ones are scanned as expressions, e.g.
@@ -72,6 +77,22 @@ class Syntax:
     address_of: tuple[str, str]            # (expression type, first token): `&x` arguments
     lvalue_walk: Mapping[str, str]         # expression type -> walk step to its base variable
     declarator_walk: Mapping[str, tuple[str, str | None]]  # declarator -> (walk step, type tag)
+    # -- constructs C does not have (empty: not used) --
+    call_object: str = ""                  # receiver field of a call (Java `o.m(..)`): read, call named ".m"
+    member_object: str = ""                # object field of a member expression: only it is read (the
+    #                                        member name is no variable); a dotted text `a.b` in the
+    #                                        catalog's source_vars is a source
+    extra_calls: Mapping[str, tuple[str, str]] = dataclasses.field(default_factory=dict)  # more call types
+    #                                        -> (callee, arguments) fields; a type callee (`new T(..)`) is named T
+    implicit_assignments: frozenset[str] = frozenset()  # assignments without an operator field (plain)
+    update_argument: str = "argument"      # field of an update's operand ("": its first named child)
+    keyword_argument: str = ""             # `name=value` argument: the value is read, the catalog sees
+    #                                        ("kw", "name=value", names)
+    interpolation: str = ""                # expression embedded in a string literal (f-strings): read; such a
+    #                                        string is no literal argument
+    elif_clause: str = ""                  # an `elif` the grammar lists as a further `alternative` of the if
+    for_targets: Mapping[str, str] = dataclasses.field(default_factory=dict)  # for-each type -> field of the
+    #                                        loop variables (defined by the header)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
