@@ -27,6 +27,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 from typing import Iterator, Sequence
 
 from tqdm.auto import tqdm
@@ -59,9 +60,32 @@ def _show_progress() -> bool:
     return sys.stderr.isatty() and not os.environ.get("CI")
 
 
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def _init_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates the pool
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's handler (if any) is not for workers
+    if hasattr(signal, "pthread_sigmask"):  # forked with both blocked (see _forking_blocked): now safe
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+
+
+@contextlib.contextmanager
+def _forking_blocked() -> Iterator[None]:
+    """Start workers with SIGINT/SIGTERM blocked; each unblocks them once it ignores SIGINT.
+
+    A Ctrl-C sent to the process group while a worker was still starting used to raise inside the
+    worker's fork hooks and leave the pool hanging at shutdown. Blocked, the signal waits: the parent
+    receives it right after the pool exists (and terminates it), a worker discards it.
+    """
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _build_chunk(args: tuple[Sequence[str], int | None, str]) -> list[StatementGraph]:
@@ -98,8 +122,14 @@ def build_graphs(
         if start_method is None:
             start_method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         ctx = multiprocessing.get_context(start_method)
-        with ctx.Pool(processes=min(workers, len(chunks)), initializer=_init_worker) as pool:
+        pool = None
+        try:
+            with _forking_blocked():  # a signal held back here is raised on leaving, with `pool` set
+                pool = ctx.Pool(processes=min(workers, len(chunks)), initializer=_init_worker)
             for graphs in pool.imap(_build_chunk, chunks):
                 out.extend(graphs)
                 bar.update(len(graphs))
+        finally:
+            if pool is not None:
+                pool.terminate()  # as `with Pool()` does; also on Ctrl-C / SIGTERM
     return out
