@@ -32,7 +32,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_lr_cache(args: argparse.Namespace) -> int:
-    from .scan import project_root
+    from .project import project_root
     from .train.lr_cache import clear_entries, list_entries
 
     if args.dir is None:  # the project's cache, also from a subdirectory of the checkout

@@ -18,6 +18,7 @@ from typing import Sequence
 from ..bundle import Bundle, load_bundle
 from ..errors import StreamGuardError
 from ..io import dumps_strict, write_text_atomic
+from ..project import project_root
 from .detector import Detector
 from .explain import LineScore, TaintPath, explanation_graph, occlusions, ranked, taint_paths
 from .sarif import baseline_keys, fingerprint, rule_for, to_sarif
@@ -177,15 +178,6 @@ def failing(report: ScanReport, fail_on: str) -> bool:
     if not (math.isfinite(cut) and 0.0 <= cut <= 1.0):
         raise StreamGuardError(f"--fail-on must be a probability in [0, 1], got {fail_on}")
     return any(f.probability >= cut for f in report.flagged)
-
-
-def project_root(start: pathlib.Path | None = None) -> pathlib.Path | None:
-    """The nearest directory at or above `start` holding dvc.yaml (a StreamGuard checkout)."""
-    here = (start or pathlib.Path.cwd()).resolve()
-    for d in (here, *here.parents):
-        if (d / "dvc.yaml").is_file():
-            return d
-    return None
 
 
 def default_bundle() -> pathlib.Path:
