@@ -10,6 +10,18 @@
                                                     # the pipeline's baseline stage and aggregate over the
                                                     # trained runs: bootstrap intervals, McNemar, VD-S
 
+Ablations: `--set KEY=VALUE` (repeatable) overrides params, `--kinds` limits the kinds trained, `--runs
+NAME` names the run tree (default: the profile), `--branches-from NAME` links the transformer and GNN
+runs of another tree so only the fusion trains, e.g.
+
+    python bench/bench_devign.py train --seeds 42 --kinds fusion --set fusion.lexical=false \
+        --runs devign-cpu-nolex --branches-from devign-cpu
+
+Across projects (train and validate on FFmpeg, test on QEMU; its own prepared data):
+
+    python bench/bench_devign.py train --seeds 42 --set 'data.split.test_projects=[qemu]' \
+        --processed processed-xproject --runs xproject
+
 Works in bench/work/devign/ (git-ignored) so the repository's own data/processed and training/outputs
 are untouched. Reads ../shared/datasets/devign/ relative to the repository root; exits cleanly with a
 message when the data is absent. `train` reuses the prepared data of a previous `prepare` run.
@@ -37,8 +49,18 @@ from streamguard.runner import setup_logging  # noqa: E402
 METRICS = ("accuracy", "f1", "roc_auc", "pr_auc")
 
 
-def devign_config(profile: str):
+def _parse_value(text: str):
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def devign_config(profile: str, overrides: list[str] | None = None):
     """What `dvc exp run -S profile=... -S data.source=files ...` would compose into params.yaml."""
+    extra = {}
+    for item in overrides or []:
+        key, _, value = item.partition("=")
+        extra[key] = _parse_value(value)
     params = compose_params({
         "profile": profile,
         "data.source": "files",
@@ -46,6 +68,7 @@ def devign_config(profile: str):
         "data.files.valid": str(DEVIGN / "valid.jsonl.gz"),
         "data.files.test": str(DEVIGN / "test.jsonl.gz"),
         "lr_find.cache_dir": str(WORK / "lr_cache"),
+        **extra,
     }, conf_dir=REPO / "conf")
     return from_dict(params, kinds=registry())
 
@@ -53,9 +76,9 @@ def devign_config(profile: str):
 def cmd_prepare(args) -> dict:
     from streamguard.data.pipeline import prepare
 
-    cfg = devign_config(args.profile)
+    cfg = devign_config(args.profile, args.set)
     t0 = time.perf_counter()
-    stats = prepare(cfg, WORK / "processed")
+    stats = prepare(cfg, WORK / args.processed)
     wall = time.perf_counter() - t0
     n = sum(v["total"] for v in stats["splits"].values())
     result = {"functions": n, "wall_s": round(wall, 1), "timings_s": stats["timings_s"],
@@ -92,23 +115,31 @@ def cmd_train(args) -> dict:
     from streamguard.data.datasets import ProcessedData
     from streamguard.data.identity import dataset_hash
 
-    cfg = devign_config(args.profile)
-    processed = WORK / "processed"
+    cfg = devign_config(args.profile, args.set)
+    processed = WORK / args.processed
     if not (processed / "dataset_stats.json").exists():
         cmd_prepare(args)
-    outputs = WORK / "outputs" / args.profile
+    outputs = WORK / "outputs" / (args.runs or args.profile)
     lr_dir = WORK / "lr_find" / args.profile
+    kinds = args.kinds or runs.kind_names()
+    if args.branches_from:
+        for seed in args.seeds:
+            for kind in ("transformer", "gnn"):
+                link, target = runs.run_dir(outputs, kind, seed), runs.run_dir(WORK / "outputs" / args.branches_from, kind, seed)
+                if not link.exists():
+                    link.parent.mkdir(parents=True, exist_ok=True)
+                    link.symlink_to(target.resolve(), target_is_directory=True)
     data = ProcessedData(processed)
     ds_hash = dataset_hash(processed)
     timings: dict[str, list[float]] = {"lr_find": []}
     t = time.perf_counter()
-    for kind in runs.kind_names():
+    for kind in kinds:
         if runs.get_kind(kind).uses_lr_finder:
             runs.lr_find(kind, cfg, data, ds_hash, lr_dir / kind)
     timings["lr_find"].append(time.perf_counter() - t)
-    results: dict[str, list[dict]] = {kind: [] for kind in runs.kind_names()}
+    results: dict[str, list[dict]] = {kind: [] for kind in kinds}
     for seed in args.seeds:
-        for kind in runs.kind_names():
+        for kind in kinds:
             t = time.perf_counter()
             runs.train_run(kind, cfg, seed, outputs, processed, lr_dir=lr_dir)
             timings.setdefault(kind, []).append(time.perf_counter() - t)
@@ -131,11 +162,12 @@ def cmd_train(args) -> dict:
     table["tfidf_lr"] = {m: (baseline["test"][m], 0.0) for m in METRICS}
     table["tfidf_lr"]["wall_s_per_seed"] = round(baseline["wall_s"], 1)
     table["lr_find_wall_s"] = round(timings["lr_find"][0], 1)
-    out = {"profile": args.profile, "seeds": args.seeds, "results": table}
-    (WORK / f"results_{args.profile}.json").write_text(json.dumps(out, indent=2))
+    out = {"profile": args.profile, "runs": args.runs or args.profile, "overrides": args.set, "seeds": args.seeds,
+           "results": table}
+    (WORK / f"results_{args.runs or args.profile}.json").write_text(json.dumps(out, indent=2))
     print(f"\nDevign test split, profile {args.profile}, seeds {args.seeds} (mean +- std)")
     print(f"{'model':<12}" + "".join(f"{m:>18}" for m in METRICS) + f"{'CPU s/seed':>12}")
-    for kind in ("tfidf_lr", *runs.kind_names()):
+    for kind in ("tfidf_lr", *kinds):
         row = table[kind]
         cells = "".join(f"{row[m][0]:>11.4f} +-{row[m][1]:.3f}" if row[m][0] is not None else f"{'n/a':>18}" for m in METRICS)
         print(f"{kind:<12}{cells}{row['wall_s_per_seed']:>12}")
@@ -164,7 +196,7 @@ def cmd_report(args) -> dict:
     """Mean +- std over seeds at the tuned threshold and at 0.5, next to TF-IDF + LR at both."""
     import streamguard.baselines.tfidf  # noqa: F401  (fail early if scikit-learn is missing)
 
-    processed = WORK / "processed"
+    processed = WORK / args.processed
     outputs = WORK / "outputs" / args.profile
     saved = json.loads((WORK / f"results_{args.profile}.json").read_text())
     rows = {}
@@ -201,8 +233,8 @@ def cmd_compare(args) -> dict:
     from streamguard.baselines.run import NAME, run_tfidf_baseline
     from streamguard.report import aggregate
 
-    cfg = devign_config(args.profile)
-    processed, outputs = WORK / "processed", WORK / "outputs" / args.profile
+    cfg = devign_config(args.profile, args.set)
+    processed, outputs = WORK / args.processed, WORK / "outputs" / (args.runs or args.profile)
     t = time.perf_counter()
     run_tfidf_baseline(processed, outputs / NAME, cfg.seed, cfg.train.threshold_policy, cfg.train.target_fpr,
                        WORK / "logs")
@@ -220,6 +252,12 @@ def main() -> int:
     parser.add_argument("command", choices=["prepare", "train", "report", "compare"])
     parser.add_argument("--profile", default="devign-cpu")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 2025, 7])
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a params override")
+    parser.add_argument("--kinds", nargs="+", help="train only these kinds")
+    parser.add_argument("--runs", help="name of the run tree under bench/work/devign/outputs (default: the profile)")
+    parser.add_argument("--branches-from", help="link the transformer and GNN runs of this run tree")
+    parser.add_argument("--processed", default="processed",
+                        help="prepared-data directory under bench/work/devign (another split: another name)")
     args = parser.parse_args()
     if not (DEVIGN / "train.jsonl.gz").exists():
         print(f"Devign data not found at {DEVIGN}; nothing to measure.")

@@ -11,6 +11,8 @@ Layout (every file is JSON, the tokenizer's own files, or safetensors: loading u
     prepare_meta.json    the encoder's settings (max_length, max_nodes, max_stmt_tokens, pad_id, language)
     graph_vocab.json     the graph feature vocabulary (train split)
     tokenizer/           the Hugging Face fast tokenizer (tokenizer.json + its config)
+    lexical/             for a model that reads the lexical view: the TF-IDF vocabulary and the
+                         idf / LR weights (vocabulary.json, weights.safetensors; data/lexical.py)
 
 A transformer branch that was fine-tuned from a pretrained checkpoint is stored by its architecture
 config (`hf_config` in the spec), so the bundle never needs the checkpoint path or the hub again.
@@ -28,6 +30,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import __version__
+from .data.lexical import DIR as LEXICAL_DIR, VOCAB_FILE, WEIGHTS_FILE as LEXICAL_WEIGHTS
 from .data.pipeline import FunctionEncoder
 from .errors import StreamGuardError
 from .io import read_json, write_json_atomic
@@ -40,6 +43,7 @@ BUNDLE_VERSION = 1  # bump when a reader of the old layout would misread the new
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 ENCODER_FILES = ("prepare_meta.json", "graph_vocab.json")
+LEXICAL_FILES = (f"{LEXICAL_DIR}/{VOCAB_FILE}", f"{LEXICAL_DIR}/{LEXICAL_WEIGHTS}")
 
 
 class BundleError(StreamGuardError):
@@ -125,6 +129,12 @@ def export_bundle(run_dir: str | pathlib.Path, processed: str | pathlib.Path, ou
     for name in ENCODER_FILES:
         shutil.copyfile(processed / name, tmp / name)
     shutil.copytree(processed / "tokenizer", tmp / "tokenizer")
+    if _reads_lexical(spec):
+        (tmp / LEXICAL_DIR).mkdir()
+        for name in LEXICAL_FILES:
+            if not (processed / name).is_file():
+                raise BundleError(f"{processed / name}: not found; the model reads the lexical view, re-run prepare")
+            shutil.copyfile(processed / name, tmp / name)
     config["files"] = {p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
     write_json_atomic(tmp / CONFIG_FILE, config)
     old = out.with_name(f".{out.name}.old")
@@ -134,6 +144,10 @@ def export_bundle(run_dir: str | pathlib.Path, processed: str | pathlib.Path, ou
     tmp.rename(out)
     shutil.rmtree(old, ignore_errors=True)
     return out
+
+
+def _reads_lexical(spec: Any) -> bool:
+    return isinstance(spec, dict) and bool(spec.get("lexical"))
 
 
 def _check_config(path: pathlib.Path, config: Any) -> None:
@@ -173,7 +187,8 @@ def load_bundle(path: str | pathlib.Path) -> Bundle:
             raise BundleError(f"{part}: missing from the bundle")
         if _sha256(part) != digest:
             raise BundleError(f"{part}: content differs from the sha256 recorded in {cfg_path} (altered or corrupt)")
-    for required in (WEIGHTS_FILE, *ENCODER_FILES, "tokenizer/tokenizer.json"):
+    lexical = LEXICAL_FILES if _reads_lexical(config["model"].get("spec")) else ()
+    for required in (WEIGHTS_FILE, *ENCODER_FILES, "tokenizer/tokenizer.json", *lexical):
         if required not in config["files"]:
             raise BundleError(f"{cfg_path}: field 'files' does not list {required!r}; the bundle is incomplete")
     try:

@@ -93,6 +93,13 @@ class GraphConfig:
 
 
 @dataclass(frozen=True)
+class LexicalConfig:
+    """The lexical view prepare writes (streamguard/data/lexical.py): the TF-IDF + LR logit per function."""
+    enabled: bool = True
+    folds: int = bounded(5, 2, 20)  # out-of-fold logits on the training split
+
+
+@dataclass(frozen=True)
 class TrainSettings:
     amp: Literal["auto", "off", "fp16", "bf16"] = "auto"
     # Threshold-free ROC-AUC makes a steadier early-stopping signal than F1 at 0.5.
@@ -150,6 +157,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     graph: GraphConfig = field(default_factory=GraphConfig)
+    lexical: LexicalConfig = field(default_factory=LexicalConfig)
     train: TrainSettings = field(default_factory=TrainSettings)
     lr_find: LRFindConfig = field(default_factory=LRFindConfig)
     export: ExportConfig = field(default_factory=ExportConfig)

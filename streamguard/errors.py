@@ -26,6 +26,19 @@ class DataError(StreamGuardError):
         self.path, self.line, self.field = path, line, field
 
 
+def pretrained_unavailable(name: object, what: str, exc: BaseException) -> StreamGuardError:
+    """One line for a pretrained checkpoint that cannot be loaded, naming the settings that fix it.
+
+    A hub id needs the Hugging Face hub (or its cache); on a machine without it, a copy saved once with
+    `save_pretrained` (or `huggingface-cli download ID --local-dir DIR`) is a directory to point at.
+    """
+    reason = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+    return StreamGuardError(
+        f"{name}: cannot load the pretrained {what} ({reason}); if it is a hub id and the hub cannot be reached, "
+        f"save the checkpoint to a local directory and set both 'tokenizer.pretrained' and 'transformer.pretrained' "
+        f"to it (e.g. dvc exp run -S tokenizer.pretrained=DIR -S transformer.pretrained=DIR)")
+
+
 class SerializationError(StreamGuardError):
     """A value cannot be written as strict JSON."""
 

@@ -162,6 +162,9 @@ def test_every_profile_composes_into_a_valid_config(name):
 def test_production_profile_holds_the_plan_values():
     cfg = from_dict(compose_params(["profile=production"], conf_dir=CONF), kinds=registry())
     assert (cfg.transformer.hidden_size, cfg.transformer.lr_max, cfg.data.synthetic.n_functions) == (768, 5e-5, 20_000)
+    # It fine-tunes CodeBERT with CodeBERT's own tokenizer, at fine-tuning rates.
+    assert cfg.transformer.pretrained == cfg.tokenizer.pretrained == "microsoft/codebert-base"
+    assert cfg.tokenizer.kind == "pretrained" and (cfg.transformer.lr_min, cfg.tokenizer.max_length) == (1e-5, 512)
     assert cfg.transformer.dropout == 0.1  # not in the profile: the base value
 
 

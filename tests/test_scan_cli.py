@@ -69,7 +69,8 @@ def test_bundle_holds_every_part_and_no_pickle(bundles):
     b = bundles / "fusion"
     names = sorted(p.relative_to(b).as_posix() for p in b.rglob("*") if p.is_file())
     assert {"config.json", "model.safetensors", "prepare_meta.json", "graph_vocab.json",
-            "tokenizer/tokenizer.json"} <= set(names)
+            "tokenizer/tokenizer.json", "lexical/vocabulary.json", "lexical/weights.safetensors"} <= set(names)
+    assert not [n for n in names if n.endswith(".npy")]  # the lexical model, not the training split's scores
     assert not [n for n in names if n.endswith((".pt", ".pkl", ".bin"))]
     config = json.loads((b / "config.json").read_text())
     assert config["model"]["kind"] == "fusion" and config["model"]["seed"] == 42
@@ -301,6 +302,15 @@ def test_bundle_refuses_missing_altered_or_incompatible_parts(bundles, tree, tmp
     (d / "config.json").write_text(json.dumps(cfg))
     assert _scan(tree, "--bundle", d) == 2
     assert "format_version 99 is not readable" in capsys.readouterr().err
+
+    # A fusion that reads the lexical view refuses a bundle whose files list leaves its model out.
+    d = tmp_path / "no-lexical"
+    shutil.copytree(bundles / "fusion", d)
+    cfg = json.loads((d / "config.json").read_text())
+    del cfg["files"]["lexical/weights.safetensors"]
+    (d / "config.json").write_text(json.dumps(cfg))
+    assert _scan(tree, "--bundle", d) == 2
+    assert "does not list 'lexical/weights.safetensors'" in capsys.readouterr().err
 
     d = copy("garbled")
     (d / "config.json").write_text("{not json")

@@ -1,5 +1,8 @@
 """Bag-of-tokens baseline: TF-IDF over C tokens (1-2 grams) + logistic regression.
 
+The vectorizer and classifier are defined in `data/lexical.py`, where the fusion's lexical view fits
+the very same model, so the baseline and that view never drift apart.
+
 One definition for the benches, the tests and a later pipeline stage, so their figures are comparable.
 A pure function of its inputs: it reads and writes no files.
 """
@@ -9,29 +12,16 @@ import re
 from typing import Mapping, Sequence
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 
+from ..data.lexical import TOKEN_PATTERN, make_classifier, make_vectorizer
 from ..errors import DataError
 
-# Identifiers, numbers, two-character operators, then any single punctuation character. The operators
-# come before `[^\s\w]` so that `->`, `<<` or `++` stay one token instead of two punctuation marks.
-TOKEN_PATTERN = r"[A-Za-z_]\w*|\d+|->|\+\+|--|<<|>>|[<>=!]=|&&|\|\||[^\s\w]"
 _TOKEN_RE = re.compile(TOKEN_PATTERN)
-
-MIN_DF = 2  # a token seen in one training function only is noise for a linear model
-MAX_FEATURES = 200_000  # bounds memory on Devign-sized data; the synthetic sets stay far below it
-MAX_ITER = 2000
 
 
 def tokenize(code: str) -> list[str]:
     """The tokens the vectorizer sees (C is case-sensitive, so nothing is lowercased)."""
     return _TOKEN_RE.findall(code)
-
-
-def make_vectorizer() -> TfidfVectorizer:
-    return TfidfVectorizer(token_pattern=TOKEN_PATTERN, ngram_range=(1, 2), min_df=MIN_DF,
-                           max_features=MAX_FEATURES, sublinear_tf=True, lowercase=False)
 
 
 def fit_predict(train_codes: Sequence[str], train_labels: Sequence[int],
@@ -48,7 +38,7 @@ def fit_predict(train_codes: Sequence[str], train_labels: Sequence[int],
         raise DataError(f"tfidf baseline: training labels must include both 0 and 1, got {sorted(set(labels.tolist()))}")
     vec = make_vectorizer()
     features = vec.fit_transform(list(train_codes))
-    clf = LogisticRegression(max_iter=MAX_ITER, C=1.0, random_state=seed)
+    clf = make_classifier(seed)
     clf.fit(features, labels)
     positive = list(clf.classes_).index(1)
 

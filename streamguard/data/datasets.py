@@ -15,6 +15,7 @@ from torch_geometric.data import Batch
 from ..graphs.store import GraphStore
 from ..errors import DataError
 from ..io import load_torch, read_json
+from .lexical import DIR as LEXICAL_DIR, load_logits
 from .tokenizer import load_tokenizer, token_offsets
 
 
@@ -101,12 +102,13 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
 
 
 class FusionDataset(Dataset):
-    """Item i -> (ids, graph Data, label) for the same function."""
+    """Item i -> (ids, graph Data, label[, lexical logit]) for the same function."""
 
-    def __init__(self, tokens: TokenDataset, graphs: GraphStore):
-        if len(tokens) != len(graphs):
-            raise ValueError(f"token and graph datasets differ in length ({len(tokens)} vs {len(graphs)})")
-        self.tokens, self.graphs = tokens, graphs
+    def __init__(self, tokens: TokenDataset, graphs: GraphStore, lexical: torch.Tensor | None = None):
+        for name, n in (("graph", len(graphs)), ("lexical", len(tokens) if lexical is None else len(lexical))):
+            if n != len(tokens):
+                raise ValueError(f"token and {name} datasets differ in length ({len(tokens)} vs {n})")
+        self.tokens, self.graphs, self.lexical = tokens, graphs, lexical
         self.lengths = tokens.lengths
         self.labels = tokens.labels
 
@@ -115,7 +117,9 @@ class FusionDataset(Dataset):
 
     def __getitem__(self, i: int):
         ids, label = self.tokens[i]
-        return ids, self.graphs[i], label
+        if self.lexical is None:
+            return ids, self.graphs[i], label
+        return ids, self.graphs[i], label, self.lexical[i]
 
 
 class FusionCollator:
@@ -123,9 +127,12 @@ class FusionCollator:
         self.pad_id = pad_id
 
     def __call__(self, items: list) -> dict:
-        seqs, graphs, labels = zip(*items)
-        return {"tokens": pad_tokens(seqs, self.pad_id), "graph": Batch.from_data_list(list(graphs)),
-                "labels": torch.tensor(labels, dtype=torch.long)}
+        seqs, graphs, labels, *lexical = zip(*items)
+        batch = {"tokens": pad_tokens(seqs, self.pad_id), "graph": Batch.from_data_list(list(graphs)),
+                 "labels": torch.tensor(labels, dtype=torch.long)}
+        if lexical:
+            batch["lexical"] = torch.stack(lexical[0]).float()
+        return batch
 
 
 def graph_collate(items: list) -> Batch:
@@ -160,8 +167,19 @@ class ProcessedData:
             self._cache[key] = GraphStore(load_torch(self.root / "graphs" / f"{split}.pt"))
         return self._cache[key]
 
-    def fusion(self, split: str) -> FusionDataset:
-        return FusionDataset(self.tokens(split), self.graphs(split))
+    @property
+    def has_lexical(self) -> bool:
+        return (self.root / LEXICAL_DIR / "train.npy").exists()
+
+    def lexical(self, split: str) -> torch.Tensor:
+        """The lexical view's logits (data/lexical.py), float32 `[n]` in split order."""
+        key = ("lexical", split)
+        if key not in self._cache:
+            self._cache[key] = torch.from_numpy(load_logits(self.root, split)).float()
+        return self._cache[key]
+
+    def fusion(self, split: str, lexical: bool = False) -> FusionDataset:
+        return FusionDataset(self.tokens(split), self.graphs(split), self.lexical(split) if lexical else None)
 
     def vocab_size(self) -> int:
         if "vocab_size" not in self._cache:

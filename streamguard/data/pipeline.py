@@ -13,6 +13,7 @@ everything succeeded, so a failure or an interrupt never leaves a half-written `
     tokens/{split}.pt                 flat int32 ids + lengths + labels
     graphs/{split}.pt                 packed statement graphs (see graphs.store)
     graph_vocab.json                  node-feature vocabularies (train split only)
+    lexical/                          TF-IDF + LR fit on train and its logit per function (see lexical.py)
     prepare_meta.json                 settings that inference must reuse (max_length, max_nodes, language, ...)
     dataset_stats.json                counts, duplicates, skips, parse failures, truncation, graph stats
 """
@@ -37,6 +38,7 @@ from ..graphs.store import graph_statistics, pack_graphs
 from ..io import read_json, save_torch_atomic, write_json_atomic, write_text_atomic
 from . import clean, synthetic
 from .checks import check_splits
+from .lexical import DIR as LEXICAL_DIR, LexicalModel, write_lexical
 from .sources import ReadStats, read_records
 from .swap import clean_stale, make_temp, replace_dir
 from .tokenizer import encode_split, load_tokenizer, train_bpe
@@ -192,6 +194,11 @@ def _prepare_into(cfg: Config, out: pathlib.Path) -> dict:
                               "parse_failure_rate": n_fail / len(graphs[s])}
     timings["encode_graphs"] = round(time.perf_counter() - t, 3)
 
+    if cfg.lexical.enabled:
+        t = time.perf_counter()
+        stats["lexical"] = write_lexical(splits, out / LEXICAL_DIR, cfg.lexical.folds, cfg.seed)
+        timings["lexical"] = round(time.perf_counter() - t, 3)
+
     write_json_atomic(out / "prepare_meta.json", {
         "max_length": tk.max_length, "max_nodes": g.max_nodes, "max_stmt_tokens": g.max_stmt_tokens,
         "pad_id": tokenizer.pad_token_id, "seed": cfg.seed, "language": g.language})
@@ -213,6 +220,18 @@ class FunctionEncoder:
         if self.language not in LANGUAGES:
             raise DataError(f"unknown language {self.language!r} (known: {', '.join(sorted(LANGUAGES))}); "
                             "re-run the prepare stage", d / "prepare_meta.json", field="language")
+        self._lexical_dir = d / LEXICAL_DIR
+        self._lexical: LexicalModel | None = None
+
+    @property
+    def has_lexical(self) -> bool:
+        return (self._lexical_dir / "vocabulary.json").exists()
+
+    def lexical_logits(self, codes: list[str]) -> torch.Tensor:
+        """The lexical view's logit per function (float32 `[n]`), from the model prepare fit on train."""
+        if self._lexical is None:  # loaded on first use: scikit-learn is imported only for models that read it
+            self._lexical = LexicalModel.load(self._lexical_dir)
+        return torch.from_numpy(self._lexical.logits([clean.normalize_code(c) for c in codes])).float()
 
     def encode(self, code: str) -> tuple[torch.Tensor, dict, bool]:
         """-> (token ids [L], encoded graph tensors, parse_ok)."""

@@ -12,7 +12,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from ..errors import StreamGuardError
+from ..errors import StreamGuardError, pretrained_unavailable
 
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>", "<mask>"]
 
@@ -37,7 +37,7 @@ def load_tokenizer(name_or_path: str | pathlib.Path) -> PreTrainedTokenizerFast:
     try:
         tok = AutoTokenizer.from_pretrained(str(name_or_path), use_fast=True)
     except Exception as exc:
-        raise StreamGuardError(f"{name_or_path}: cannot load tokenizer ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+        raise pretrained_unavailable(name_or_path, "tokenizer", exc) from None
     if not tok.is_fast:
         raise StreamGuardError(f"{name_or_path}: a fast (Rust) tokenizer is required")
     if tok.pad_token is None:  # e.g. GPT-style tokenizers

@@ -28,7 +28,7 @@ class ModelKind:
     order: ClassVar[int] = 100
     # Largest per-step batch per hardware profile (train/hardware.py); a missing profile means no cap.
     batch_limits: ClassVar[Mapping[str, int]] = {}
-    # Which encoded views of a function the model reads: "tokens", "graph" or both.
+    # Which encoded views of a function the model reads: "tokens", "graph", "lexical" (data/lexical.py).
     inputs: ClassVar[tuple[str, ...]] = ("tokens",)
     # True: its LR comes from the lr_find stage; False: `learning_rate` reads it from the section.
     uses_lr_finder: ClassVar[bool] = True
@@ -53,8 +53,8 @@ class ModelKind:
     def collate(self, pad_id: int) -> Callable:
         raise NotImplementedError
 
-    def batch(self, tokens: dict | None, graph) -> Any:
-        """A model input from padded tokens and/or a PyG Batch (used by scan)."""
+    def batch(self, tokens: dict | None, graph, lexical=None) -> Any:
+        """A model input from padded tokens, a PyG Batch and/or lexical logits `[B]` (used by scan)."""
         raise NotImplementedError
 
     def loss(self, section, weighting: Mapping[str, Any]) -> nn.Module:

@@ -1,5 +1,8 @@
 """The fusion kind: transformer and GNN embeddings joined by an MLP, trained with discriminative LRs.
 
+With `lexical` (default) it also reads the lexical view prepare writes (the TF-IDF + LR logit,
+out-of-fold on train) and adds it to its logit with a learned weight (models/fusion.py).
+
 It starts from the same seed's trained branches (`backbones`) and writes out-of-fold predictions on
 the training split from fold models trained from scratch (`out_of_fold`).
 """
@@ -32,6 +35,7 @@ class FusionConfig:
     max_grad_norm: float = bounded(1.0, 0.0, lo_open=True)
     oof_folds: int = bounded(3, 2, 20)
     oof_epochs: int = bounded(8, 1)
+    lexical: bool = True  # the TF-IDF + LR logit as a third input (needs lexical.enabled at prepare)
 
 
 class FusionKind(ModelKind):
@@ -40,7 +44,7 @@ class FusionKind(ModelKind):
     section = FusionConfig
     output_dir = "fusion_v17"
     batch_limits = {"h100": 32, "a100": 32, "l4": 8, "v100": 8, "t4": 8, "cuda": 8, "mps": 8, "cpu": 32}
-    inputs = ("tokens", "graph")
+    inputs = ("tokens", "graph", "lexical")
     uses_lr_finder = False
     backbones = ("transformer", "gnn")
     out_of_fold = True
@@ -52,21 +56,29 @@ class FusionKind(ModelKind):
 
     def spec(self, cfg, data) -> dict:
         t, g = self._branches()
+        if cfg.fusion.lexical:
+            data.lexical("train")  # a one-line error naming the missing file, before any training
         return {"kind": self.name, "transformer": t.branch_spec(cfg.transformer, data),
-                "gnn": g.branch_spec(cfg.gnn, data), "hidden": cfg.fusion.hidden_size, "dropout": cfg.fusion.dropout}
+                "gnn": g.branch_spec(cfg.gnn, data), "hidden": cfg.fusion.hidden_size, "dropout": cfg.fusion.dropout,
+                "lexical": cfg.fusion.lexical}
 
     def build(self, spec) -> FusionModel:
         t, g = self._branches()
-        return FusionModel(t.build_branch(spec["transformer"]), g.build_branch(spec["gnn"]), spec["hidden"], spec["dropout"])
+        return FusionModel(t.build_branch(spec["transformer"]), g.build_branch(spec["gnn"]), spec["hidden"], spec["dropout"],
+                           lexical=spec.get("lexical", False))
 
     def dataset(self, data, split: str):
-        return data.fusion(split)
+        # The lexical logits ride along whenever prepare wrote them; a model without the view ignores them.
+        return data.fusion(split, lexical=data.has_lexical)
 
     def collate(self, pad_id: int):
         return FusionCollator(pad_id)
 
-    def batch(self, tokens, graph):
-        return {"tokens": tokens, "graph": graph}
+    def batch(self, tokens, graph, lexical=None):
+        batch = {"tokens": tokens, "graph": graph}
+        if lexical is not None:
+            batch["lexical"] = lexical
+        return batch
 
     def learning_rate(self, section: FusionConfig) -> float:
         return section.base_lr

@@ -20,6 +20,7 @@ class GNNConfig:
     num_layers: int = bounded(3, 1, 16)
     conv: Literal["rgcn", "gine", "ggnn"] = "gine"  # rgcn is ~10x slower on CPU (per-relation loop)
     pooling: Literal["attention", "meanmax"] = "attention"
+    embed_norm: Literal["none", "batch", "layer"] = "none"  # normalisation of the graph embedding before the head
     dropout: float = bounded(0.1, 0.0, 0.9)
     batch_size: int = bounded(64, 1)
     grad_accum: int = bounded(1, 1)
@@ -47,7 +48,8 @@ class GNNKind(ModelKind):
         vocab = data.vocab
         return {"n_kinds": len(vocab["kinds"]), "n_feats": len(vocab["features"]), "n_tokens": data.vocab_size(),
                 "n_edge_types": len(EDGE_TYPES), "hidden": g.hidden_size, "num_layers": g.num_layers,
-                "conv": g.conv, "pooling": g.pooling, "dropout": g.dropout, "pad_token": data.pad_id}
+                "conv": g.conv, "pooling": g.pooling, "dropout": g.dropout, "pad_token": data.pad_id,
+                "embed_norm": g.embed_norm}
 
     def build_branch(self, s: dict) -> TaintFlowGNN:
         return TaintFlowGNN(**s)
@@ -64,7 +66,7 @@ class GNNKind(ModelKind):
     def collate(self, pad_id: int):
         return graph_collate
 
-    def batch(self, tokens, graph):
+    def batch(self, tokens, graph, lexical=None):
         return graph
 
     def loss(self, section: GNNConfig, weighting):

@@ -67,7 +67,7 @@ class TransformerKind(ModelKind):
     def collate(self, pad_id: int):
         return TokenCollator(pad_id)
 
-    def batch(self, tokens, graph):
+    def batch(self, tokens, graph, lexical=None):
         return tokens
 
     def validate(self, cfg) -> None:

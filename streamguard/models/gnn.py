@@ -42,7 +42,7 @@ class TaintFlowGNN(nn.Module):
 
     def __init__(self, n_kinds: int, n_feats: int, n_tokens: int, n_edge_types: int, hidden: int = 64,
                  num_layers: int = 3, conv: str = "rgcn", pooling: str = "attention", dropout: float = 0.1,
-                 n_flags: int = 4, pad_token: int = 0):
+                 n_flags: int = 4, pad_token: int = 0, embed_norm: str = "none"):
         super().__init__()
         self.n_edge_types = n_edge_types
         self.conv_kind = conv
@@ -69,6 +69,16 @@ class TaintFlowGNN(nn.Module):
             self.out_dim = 2 * hidden
         else:
             raise ValueError(f"unknown pooling {pooling!r}")
+        # Normalising the pooled embedding before the head: Devign GGNN reimplementations stuck at loss
+        # 0.69 trained once BatchNorm sat there. The fusion reads the same normalised embedding.
+        if embed_norm == "batch":
+            self.embed_norm = nn.BatchNorm1d(self.out_dim)
+        elif embed_norm == "layer":
+            self.embed_norm = nn.LayerNorm(self.out_dim)
+        elif embed_norm == "none":
+            self.embed_norm = None
+        else:
+            raise ValueError(f"unknown embed_norm {embed_norm!r}")
         self.head = nn.Sequential(nn.Linear(self.out_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, 1))
 
     def _edges(self, data) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,8 +97,14 @@ class TaintFlowGNN(nn.Module):
                 m = conv(h, edge_index)
             h = norm(h + self.dropout(torch.relu(m)))  # residual keeps deep stacks trainable
         if self.pool is not None:
-            return self.pool(h, data.batch)
-        return torch.cat([global_mean_pool(h, data.batch), global_max_pool(h, data.batch)], 1)
+            g = self.pool(h, data.batch)
+        else:
+            g = torch.cat([global_mean_pool(h, data.batch), global_max_pool(h, data.batch)], 1)
+        if isinstance(self.embed_norm, nn.BatchNorm1d) and self.training and g.size(0) < 2:
+            # a one-graph batch has no batch statistics: use the running ones for it
+            n = self.embed_norm
+            return nn.functional.batch_norm(g, n.running_mean, n.running_var, n.weight, n.bias, training=False, eps=n.eps)
+        return self.embed_norm(g) if self.embed_norm is not None else g
 
     def forward(self, data) -> torch.Tensor:
         return self.head(self.encode(data)).squeeze(-1)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, RobertaConfig, RobertaModel
 
-from ..errors import StreamGuardError
+from ..errors import pretrained_unavailable
 
 
 def build_encoder(vocab_size: int, pad_id: int, max_length: int, hidden_size: int, num_layers: int,
@@ -30,7 +30,7 @@ def build_encoder(vocab_size: int, pad_id: int, max_length: int, hidden_size: in
         except TypeError:  # encoders without a pooling layer argument
             return AutoModel.from_pretrained(pretrained)
         except Exception as exc:
-            raise StreamGuardError(f"{pretrained}: cannot load pretrained model ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+            raise pretrained_unavailable(pretrained, "model", exc) from None
     config = RobertaConfig(
         vocab_size=vocab_size, hidden_size=hidden_size, num_hidden_layers=num_layers, num_attention_heads=num_heads,
         # No attention dropout: on CPU it materializes a mask as large as the attention matrix.

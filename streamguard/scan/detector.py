@@ -20,12 +20,13 @@ class Detector:
         self.bundle = bundle
         self.kind = get_kind(bundle.kind)
         self.batch_size, self.workers, self.min_parallel = batch_size, workers, min_parallel
+        self.lexical = "lexical" in self.kind.inputs and bundle.encoder.has_lexical
 
     @torch.inference_mode()
-    def _forward(self, ids: Sequence[torch.Tensor], tensors: Sequence[dict]) -> list[float]:
+    def _forward(self, ids: Sequence[torch.Tensor], tensors: Sequence[dict], lexical: torch.Tensor | None) -> list[float]:
         tokens = pad_tokens(ids, self.bundle.encoder.meta["pad_id"])
         graph = Batch.from_data_list([Data(**g, num_nodes=g["x_kind"].shape[0]) for g in tensors])
-        logits = self.bundle.model(self.kind.batch(tokens, graph))
+        logits = self.bundle.model(self.kind.batch(tokens, graph, lexical))
         return torch.sigmoid(logits.float()).tolist()
 
     def score(self, codes: Sequence[str]) -> tuple[list[float], list[bool]]:
@@ -35,11 +36,13 @@ class Detector:
         for start in range(0, len(codes), ENCODE_CHUNK):
             chunk = list(codes[start:start + ENCODE_CHUNK])
             ids, tensors, graphs = self.bundle.encoder.encode_many(chunk, self.workers, self.min_parallel)
+            lexical = self.bundle.encoder.lexical_logits(chunk) if self.lexical else None
             # Similar lengths share a batch: far less padding for the transformer.
             order = sorted(range(len(chunk)), key=lambda i: len(ids[i]))
             for b in range(0, len(order), self.batch_size):
                 rows = order[b:b + self.batch_size]
-                for i, p in zip(rows, self._forward([ids[i] for i in rows], [tensors[i] for i in rows])):
+                lex = lexical[rows] if lexical is not None else None
+                for i, p in zip(rows, self._forward([ids[i] for i in rows], [tensors[i] for i in rows], lex)):
                     probs[start + i] = p
             for i, g in enumerate(graphs):
                 parse_ok[start + i] = g.parse_ok

@@ -25,7 +25,7 @@ def _batch(kind, data, n=6):
         return TokenCollator(data.pad_id)([data.tokens("train")[i] for i in range(n)])
     if kind == "gnn":
         return graph_collate([data.graphs("train")[i] for i in range(n)])
-    return FusionCollator(data.pad_id)([data.fusion("train")[i] for i in range(n)])
+    return FusionCollator(data.pad_id)([get_kind("fusion").dataset(data, "train")[i] for i in range(n)])
 
 
 @pytest.mark.parametrize("kind", ["transformer", "gnn", "fusion"])
@@ -47,6 +47,21 @@ def test_gnn_variants(processed, conv, pooling):
     assert logits.shape == (6,) and torch.isfinite(logits).all()
 
 
+@pytest.mark.parametrize("norm", ["batch", "layer"])
+def test_gnn_embedding_norm_before_the_head_trains_even_on_a_one_graph_batch(processed, norm):
+    data, cfg = processed
+    spec = get_kind("gnn").spec(cfg, data)
+    spec["gnn"]["embed_norm"] = norm
+    model = build_model(spec).train()
+    emb = model.encode(_batch("gnn", data))
+    # normalised per feature over the batch (batch) or per graph over its features (layer)
+    axis = 0 if norm == "batch" else 1
+    assert torch.allclose(emb.mean(axis), torch.zeros(emb.shape[1 - axis]), atol=1e-4)
+    one = model(_batch("gnn", data, n=1))
+    assert one.shape == (1,) and torch.isfinite(one).all()
+    one.sum().backward()
+
+
 def test_pretrained_encoder_loads_from_a_local_directory(tmp_path):
     config = RobertaConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                            intermediate_size=32, max_position_embeddings=40, pad_token_id=0)
@@ -61,8 +76,24 @@ def test_pretrained_encoder_loads_from_a_local_directory(tmp_path):
 
 def test_pretrained_encoder_missing_path_is_a_clear_error(tmp_path):
     from streamguard.errors import StreamGuardError
-    with pytest.raises(StreamGuardError, match="cannot load pretrained model"):
+    with pytest.raises(StreamGuardError, match="cannot load the pretrained model"):
         build_encoder(50, 0, 32, 8, 1, 1, 8, 0.0, pretrained=str(tmp_path / "nope"))
+
+
+def test_unreachable_hub_names_the_settings_that_point_at_a_local_checkpoint(monkeypatch):
+    """The production profile's CodeBERT on a machine without the hub: one line saying what to set."""
+    from streamguard.data.tokenizer import load_tokenizer
+    from streamguard.errors import StreamGuardError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # as without network, but without waiting for time-outs
+    monkeypatch.setenv("HF_HOME", "/nonexistent-hf-home")  # and no cached copy
+    for load, what in ((lambda: build_encoder(50, 0, 32, 8, 1, 1, 8, 0.0, pretrained="microsoft/codebert-base"), "model"),
+                       (lambda: load_tokenizer("microsoft/codebert-base"), "tokenizer")):
+        with pytest.raises(StreamGuardError) as err:
+            load()
+        message = str(err.value)
+        assert message.startswith(f"microsoft/codebert-base: cannot load the pretrained {what}") and "\n" not in message
+        assert "'tokenizer.pretrained' and 'transformer.pretrained'" in message
 
 
 def test_fusion_gradient_reaches_all_three_components(processed):
@@ -83,10 +114,10 @@ def _accumulated_gradients(data, cfg, batch_size, grad_accum, out_dir):
     spec = get_kind("fusion").spec(cfg, data)
     spec["dropout"] = spec["transformer"]["dropout"] = spec["gnn"]["dropout"] = 0.0
     model = build_model(spec)
-    ds = torch.utils.data.Subset(data.fusion("train"), list(range(8)))
+    ds = torch.utils.data.Subset(get_kind("fusion").dataset(data, "train"), list(range(8)))
     collate = FusionCollator(data.pad_id)
     loaders = {"train": make_loader(ds, batch_size, shuffle=False, seed=0, collate_fn=collate),
-               "val": make_loader(data.fusion("valid"), 16, seed=0, collate_fn=collate)}
+               "val": make_loader(get_kind("fusion").dataset(data, "valid"), 16, seed=0, collate_fn=collate)}
     tc = LoopConfig(epochs=1, lr=1e-3, grad_accum=grad_accum, warmup_ratio=0.0, patience=0, max_grad_norm=1e6)
     trainer = Trainer(model, loaders, make_loss("bce"), tc, out_dir, RunInfo("fusion_test", 3),
                       get_kind("fusion").param_groups(model, cfg.fusion))
@@ -115,8 +146,8 @@ def test_collapse_detection_watches_each_fusion_component(processed, tmp_path):
     gnn_encode = model.gnn.encode
     model.gnn.encode = lambda batch: gnn_encode(batch).detach()  # cut the branch off from the loss
     collate = FusionCollator(data.pad_id)
-    loaders = {"train": make_loader(data.fusion("train"), 16, seed=0, collate_fn=collate),
-               "val": make_loader(data.fusion("valid"), 16, seed=0, collate_fn=collate)}
+    loaders = {"train": make_loader(get_kind("fusion").dataset(data, "train"), 16, seed=0, collate_fn=collate),
+               "val": make_loader(get_kind("fusion").dataset(data, "valid"), 16, seed=0, collate_fn=collate)}
     from streamguard.train.engine import train
     result = train(model, loaders, make_loss("bce"), LoopConfig(epochs=3, lr=1e-3, patience=0),
                    tmp_path, RunInfo("fusion_dead_branch", 1), param_groups=get_kind("fusion").param_groups(model, cfg.fusion))
