@@ -55,18 +55,30 @@ def _parse_value(text: str):
     return yaml.safe_load(text)
 
 
+def _all_splits_file() -> pathlib.Path:
+    """train + valid + test as one gzip file (gzip members concatenate) in the work directory."""
+    out = WORK / "devign_all.jsonl.gz"
+    if not out.exists():
+        WORK.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(b"".join((DEVIGN / f"{split}.jsonl.gz").read_bytes() for split in ("train", "valid", "test")))
+    return out
+
+
 def devign_config(profile: str, overrides: list[str] | None = None):
     """What `dvc exp run -S profile=... -S data.source=files ...` would compose into params.yaml."""
     extra = {}
     for item in overrides or []:
         key, _, value = item.partition("=")
         extra[key] = _parse_value(value)
+    if extra.get("data.split.test_projects"):
+        # A cross-project split is prepare's own: one file holding all three official splits.
+        files = {"data.files.path": str(_all_splits_file())}
+    else:
+        files = {f"data.files.{split}": str(DEVIGN / f"{split}.jsonl.gz") for split in ("train", "valid", "test")}
     params = compose_params({
         "profile": profile,
         "data.source": "files",
-        "data.files.train": str(DEVIGN / "train.jsonl.gz"),
-        "data.files.valid": str(DEVIGN / "valid.jsonl.gz"),
-        "data.files.test": str(DEVIGN / "test.jsonl.gz"),
+        **files,
         "lr_find.cache_dir": str(WORK / "lr_cache"),
         **extra,
     }, conf_dir=REPO / "conf")

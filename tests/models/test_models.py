@@ -47,6 +47,24 @@ def test_gnn_variants(processed, conv, pooling):
     assert logits.shape == (6,) and torch.isfinite(logits).all()
 
 
+def test_transformer_stem_numbers_positions_as_the_plain_encoder_does(processed):
+    """With the stem's output zeroed, the inputs_embeds path gives the input_ids path's states (padding included)."""
+    data, cfg = processed
+    model = build_model(get_kind("transformer").spec(cfg, data)).eval()
+    assert model.conv is not None and model.pooling == "max"  # the quick profile's transformer
+    torch.nn.init.zeros_(model.conv.weight)
+    torch.nn.init.zeros_(model.conv.bias)
+    items = [data.tokens("train")[i] for i in range(4)]
+    items[1] = (items[1][0][:20], items[1][1])  # a short function: the batch has padding
+    batch = TokenCollator(data.pad_id)(items)
+    assert (batch["attention_mask"] == 0).any()
+    with torch.no_grad():
+        stem = model._states(batch["input_ids"], batch["attention_mask"])
+        plain = model.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    keep = batch["attention_mask"].bool()
+    assert torch.allclose(stem[keep], plain[keep], atol=1e-5)
+
+
 @pytest.mark.parametrize("norm", ["batch", "layer"])
 def test_gnn_embedding_norm_before_the_head_trains_even_on_a_one_graph_batch(processed, norm):
     data, cfg = processed
