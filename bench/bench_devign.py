@@ -49,12 +49,6 @@ from streamguard.runner import setup_logging  # noqa: E402
 METRICS = ("accuracy", "f1", "roc_auc", "pr_auc")
 
 
-def _parse_value(text: str):
-    import yaml
-
-    return yaml.safe_load(text)
-
-
 def _all_splits_file() -> pathlib.Path:
     """train + valid + test as one gzip file (gzip members concatenate) in the work directory."""
     out = WORK / "devign_all.jsonl.gz"
@@ -66,10 +60,12 @@ def _all_splits_file() -> pathlib.Path:
 
 def devign_config(profile: str, overrides: list[str] | None = None):
     """What `dvc exp run -S profile=... -S data.source=files ...` would compose into params.yaml."""
+    import yaml
+
     extra = {}
     for item in overrides or []:
         key, _, value = item.partition("=")
-        extra[key] = _parse_value(value)
+        extra[key] = yaml.safe_load(value)  # as `dvc exp run -S` reads a value: [qemu], false, 1e-3
     if extra.get("data.split.test_projects"):
         # A cross-project split is prepare's own: one file holding all three official splits.
         files = {"data.files.path": str(_all_splits_file())}
