@@ -29,6 +29,7 @@ message when the data is absent. `train` reuses the prepared data of a previous 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import pathlib
@@ -118,8 +119,24 @@ def tfidf_baseline(processed: pathlib.Path, seed: int, both: bool = False) -> di
     return {"test": test, "wall_s": wall}
 
 
+def _same_pretrain(cfg, data, pretrain_dir: pathlib.Path) -> bool:
+    """A finished pretraining in this run tree with today's settings (what DVC's cache does for the pipeline)."""
+    from streamguard.runs import get_kind
+    from streamguard.runs.pretrain import META_FILE
+
+    path = pretrain_dir / META_FILE
+    if not path.exists():
+        return False
+    meta = json.loads(path.read_text())
+    if meta.get("status") != "ok":
+        return False
+    return meta.get("settings") == dataclasses.asdict(cfg.pretrain) and \
+        meta.get("spec") == get_kind("transformer").spec(cfg, data)["transformer"]
+
+
 def cmd_train(args) -> dict:
     from streamguard import runs
+    from streamguard.runs.pretrain import pretrain
     from streamguard.data.datasets import ProcessedData
     from streamguard.data.identity import dataset_hash
 
@@ -128,7 +145,9 @@ def cmd_train(args) -> dict:
     if not (processed / "dataset_stats.json").exists():
         cmd_prepare(args)
     outputs = WORK / "outputs" / (args.runs or args.profile)
-    lr_dir = WORK / "lr_find" / args.profile
+    tree = args.runs or args.profile
+    lr_dir = WORK / "lr_find" / tree
+    pretrain_dir = WORK / "pretrain" / tree
     kinds = args.kinds or runs.kind_names()
     if args.branches_from:
         for seed in args.seeds:
@@ -139,17 +158,21 @@ def cmd_train(args) -> dict:
                     link.symlink_to(target.resolve(), target_is_directory=True)
     data = ProcessedData(processed)
     ds_hash = dataset_hash(processed)
-    timings: dict[str, list[float]] = {"lr_find": []}
+    timings: dict[str, list[float]] = {"lr_find": [], "pretrain": [0.0]}
+    if "transformer" in kinds and not _same_pretrain(cfg, data, pretrain_dir):
+        t = time.perf_counter()
+        pretrain(cfg, processed, pretrain_dir)
+        timings["pretrain"] = [time.perf_counter() - t]
     t = time.perf_counter()
     for kind in kinds:
         if runs.get_kind(kind).uses_lr_finder:
-            runs.lr_find(kind, cfg, data, ds_hash, lr_dir / kind)
+            runs.lr_find(kind, cfg, data, ds_hash, lr_dir / kind, pretrain_dir=pretrain_dir)
     timings["lr_find"].append(time.perf_counter() - t)
     results: dict[str, list[dict]] = {kind: [] for kind in kinds}
     for seed in args.seeds:
         for kind in kinds:
             t = time.perf_counter()
-            runs.train_run(kind, cfg, seed, outputs, processed, lr_dir=lr_dir)
+            runs.train_run(kind, cfg, seed, outputs, processed, lr_dir=lr_dir, pretrain_dir=pretrain_dir)
             timings.setdefault(kind, []).append(time.perf_counter() - t)
             metrics = json.loads((runs.run_dir(outputs, kind, seed) / "metrics.json").read_text())
             results[kind].append(metrics)
@@ -170,6 +193,7 @@ def cmd_train(args) -> dict:
     table["tfidf_lr"] = {m: (baseline["test"][m], 0.0) for m in METRICS}
     table["tfidf_lr"]["wall_s_per_seed"] = round(baseline["wall_s"], 1)
     table["lr_find_wall_s"] = round(timings["lr_find"][0], 1)
+    table["pretrain_wall_s"] = round(timings["pretrain"][0], 1)
     out = {"profile": args.profile, "runs": args.runs or args.profile, "overrides": args.set, "seeds": args.seeds,
            "results": table}
     (WORK / f"results_{args.runs or args.profile}.json").write_text(json.dumps(out, indent=2))

@@ -21,7 +21,8 @@ def main() -> None:
         ds_hash = dataset_hash(cfg.paths.processed)
         for name in kind_names():
             if get_kind(name).uses_lr_finder:
-                lr_find(name, cfg, data, ds_hash, pathlib.Path(cfg.paths.lr_find) / name, pathlib.Path(cfg.paths.logs))
+                lr_find(name, cfg, data, ds_hash, pathlib.Path(cfg.paths.lr_find) / name, pathlib.Path(cfg.paths.logs),
+                        pathlib.Path(cfg.paths.pretrain))
 
 
 if __name__ == "__main__":

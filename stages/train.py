@@ -26,7 +26,7 @@ def main() -> None:
         os.execvp(command[0], command)  # the same process, so DVC waits for the launcher and its exit code
     with distributed.session(cfg.train.distributed, cfg.train.dist_timeout_s):
         train_run(args.model, cfg, args.seed, cfg.paths.outputs, cfg.paths.processed, cfg.paths.lr_find,
-                  cfg.paths.logs)
+                  cfg.paths.logs, cfg.paths.pretrain)
     # A collapsed run is a result: its status is in metrics.json and the stage exits 0.
 
 

@@ -100,6 +100,21 @@ class LexicalConfig:
 
 
 @dataclass(frozen=True)
+class PretrainConfig:
+    """The pretrain stage (streamguard/runs/pretrain.py): masked-token pretraining of the transformer's
+    trunk on the training split's code; the transformer's runs start from it. `transformer.pretrained`
+    (a checkpoint) overrides it."""
+    enabled: bool = False
+    epochs: int = bounded(20, 1)
+    batch_size: int = bounded(32, 1)
+    lr: float = bounded(1e-3, 0.0, 1.0, lo_open=True)
+    warmup_ratio: float = bounded(0.06, 0.0, 0.5)
+    weight_decay: float = bounded(0.01, 0.0, 1.0)
+    mask_prob: float = bounded(0.15, 0.0, 1.0, lo_open=True)
+    max_grad_norm: float = bounded(1.0, 0.0, lo_open=True)
+
+
+@dataclass(frozen=True)
 class TrainSettings:
     amp: Literal["auto", "off", "fp16", "bf16"] = "auto"
     # Threshold-free ROC-AUC makes a steadier early-stopping signal than F1 at 0.5.
@@ -139,6 +154,7 @@ class PathsConfig:
     summary: str = "training/outputs/production_summary"
     metrics: str = "metrics"  # small metrics files committed to git (dvc metrics diff / exp show)
     logs: str = "training/logs"  # run-varying facts (wall times, cache hits): not DVC outs, git-ignored
+    pretrain: str = "training/pretrain"  # the pretrain stage's trunk weights
     bundle: str = "training/bundle"  # the export stage's model bundle: what `streamguard scan` loads by default
 
 
@@ -158,6 +174,7 @@ class Config:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     graph: GraphConfig = field(default_factory=GraphConfig)
     lexical: LexicalConfig = field(default_factory=LexicalConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     train: TrainSettings = field(default_factory=TrainSettings)
     lr_find: LRFindConfig = field(default_factory=LRFindConfig)
     export: ExportConfig = field(default_factory=ExportConfig)

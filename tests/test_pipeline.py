@@ -27,6 +27,7 @@ TINY_PARAMS = {
     "gnn": {"hidden_size": 32, "epochs": 2},
     "fusion": {"hidden_size": 32, "epochs": 1, "oof_folds": 2, "oof_epochs": 1},
     "lr_find": {"steps": 12},
+    "pretrain": {"enabled": True, "epochs": 1},  # on whatever the profile says: the stage must run for real
 }
 MODELS = ("transformer", "gnn", "fusion")
 
@@ -94,6 +95,11 @@ def test_dvc_repro_builds_every_output(reproduced):
             assert (run / "metrics.json").is_file() and (run / "model_checkpoint.pt").is_file(), run
     assert (out / "fusion_v17" / "seed_7" / "oof_predictions.npy").is_file()
     assert (out / "gnn_v17" / "seed_42" / "lr_curve.png").is_file()
+    trunk = read_json(project / "training" / "pretrain" / "pretrain.json")
+    assert trunk["status"] == "ok"
+    for seed in (42, 2025, 7):  # every transformer run started from the one pretrained trunk
+        meta = read_json(out / "transformer_v17" / f"seed_{seed}" / "training_metadata.json")
+        assert meta["extra"]["init_from"]["sha256"] == trunk["sha256"]
     summary = read_json(out / "production_summary" / "production_summary.json")
     validate_summary(summary)
     assert set(summary["models"]) == {"transformer_v17", "gnn_v17", "fusion_v17"}
@@ -150,7 +156,7 @@ def test_metrics_are_the_committed_headline_file_and_noop_repro_is_fast(reproduc
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", ["baseline", "lr_find", "train_gnn@42", "train_fusion@7", "aggregate"])
+@pytest.mark.parametrize("stage", ["baseline", "pretrain", "lr_find", "train_gnn@42", "train_fusion@7", "aggregate"])
 def test_a_forced_rerun_reproduces_the_md5s_in_dvc_lock(reproduced, stage):
     """Wall times and cache hits live in training/logs, outside the outs: a rerun hashes the same."""
     project, _, _ = reproduced

@@ -34,6 +34,8 @@ class ModelKind:
     uses_lr_finder: ClassVar[bool] = True
     # Kinds whose trained weights (same seed) initialise this one, e.g. the fusion's branches.
     backbones: ClassVar[tuple[str, ...]] = ()
+    # True: runs start from the pretrain stage's trunk (runs/pretrain.py) when it wrote one (`load_pretrained`).
+    starts_from_pretrain: ClassVar[bool] = False
     # True: the fusion-style out-of-fold predictions on train (section needs `oof_folds`, `oof_epochs`).
     out_of_fold: ClassVar[bool] = False
     # Section keys that do not shape the LR-finder curve (left out of its cache key).
@@ -70,6 +72,10 @@ class ModelKind:
 
     def load_backbones(self, model: nn.Module, weights: Mapping[str, dict]) -> None:
         """Load the best weights of each kind in `backbones` into `model`."""
+
+    def load_pretrained(self, model: nn.Module, state: Mapping[str, Any]) -> None:
+        """Initialise `model` from the pretrain stage's weights (kinds with `starts_from_pretrain`)."""
+        raise NotImplementedError(f"{self.name}: set starts_from_pretrain only with load_pretrained")
 
     def extra_outputs(self, data, out_dir) -> None:
         """Kind-specific files written beside a finished run's results."""

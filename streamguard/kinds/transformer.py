@@ -7,6 +7,7 @@ from typing import Literal, Optional
 from ..config import bounded
 from ..data.datasets import TokenCollator
 from ..errors import ConfigError
+from ..models.mlm import load_trunk
 from ..models.transformer import TransformerClassifier, build_encoder
 from .base import ModelKind
 
@@ -45,6 +46,7 @@ class TransformerKind(ModelKind):
     # Per-step batches for a 12-layer, 512-token encoder with the profile's AMP dtype, with headroom.
     batch_limits = {"h100": 64, "a100": 64, "l4": 16, "v100": 16, "t4": 16, "cuda": 16, "mps": 16, "cpu": 64}
     inputs = ("tokens",)
+    starts_from_pretrain = True
 
     def branch_spec(self, t: TransformerConfig, data) -> dict:
         return {"vocab_size": data.vocab_size(), "pad_id": data.pad_id, "max_length": data.meta["max_length"],
@@ -64,6 +66,9 @@ class TransformerKind(ModelKind):
 
     def build(self, spec) -> TransformerClassifier:
         return self.build_branch(spec["transformer"])
+
+    def load_pretrained(self, model: TransformerClassifier, state) -> None:
+        load_trunk(model, dict(state))
 
     def dataset(self, data, split: str):
         return data.tokens(split)

@@ -61,7 +61,8 @@ class TransformerClassifier(nn.Module):
         self.conv = nn.Conv1d(hidden, hidden, conv_kernel, padding=conv_kernel // 2) if conv_kernel else None
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.Tanh(), nn.Dropout(dropout), nn.Linear(hidden, 1))
 
-    def _states(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def states(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Token states [B, L, H] of the trunk (stem + encoder); masked pretraining reads them too."""
         if self.conv is None:
             return self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
         emb = self.encoder.get_input_embeddings()(ids)
@@ -75,7 +76,7 @@ class TransformerClassifier(nn.Module):
 
     def encode(self, batch: dict) -> torch.Tensor:
         mask = batch["attention_mask"]
-        states = self._states(batch["input_ids"], mask)
+        states = self.states(batch["input_ids"], mask)
         if self.pooling == "max":
             return states.masked_fill(~mask.bool().unsqueeze(-1), torch.finfo(states.dtype).min).max(1).values
         # Masked mean pooling: unlike the first-token state it depends on every token from the first

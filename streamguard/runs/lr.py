@@ -15,6 +15,7 @@ from ..train.distributed import on_main
 from ..train.lr_cache import LRCache
 from ..train.lr_finder import SUGGESTION_RULE, find_lr, save_lr_outputs
 from ..train.seeding import seed_everything
+from .pretrain import read_trunk
 from .loaders import class_weighting, dataset_labels, make_loaders
 from .setup import hardware_for
 
@@ -27,21 +28,25 @@ CACHE_LOG = "lr_find_{kind}.json"
 
 
 def lr_find(kind_name: str, cfg: Config, data, ds_hash: str, out_dir: pathlib.Path,
-            log_dir: pathlib.Path | None = None) -> dict:
+            log_dir: pathlib.Path | None = None, pretrain_dir: pathlib.Path | None = None) -> dict:
     """LR range test through the persistent cache; writes the curve and recommended LR into out_dir.
+
+    A kind that starts from the pretrain stage's trunk (`pretrain_dir`) is tested from it too: the
+    curve of the weights the runs will train, with the trunk's sha256 in the cache key.
 
     Whether the cache hit goes to `log_dir` (default: out_dir), not into the outputs: a hit and a miss
     give the same result files, so the DVC out hashes the same either way. Under torchrun the test runs
     on rank 0 alone (one curve, one cache entry) and every rank returns its result.
     """
-    return on_main(_lr_find, kind_name, cfg, data, ds_hash, out_dir, log_dir)
+    return on_main(_lr_find, kind_name, cfg, data, ds_hash, out_dir, log_dir, pretrain_dir)
 
 
 def _lr_find(kind_name: str, cfg: Config, data, ds_hash: str, out_dir: pathlib.Path,
-             log_dir: pathlib.Path | None) -> dict:
+             log_dir: pathlib.Path | None, pretrain_dir: pathlib.Path | None) -> dict:
     kind = get_kind(kind_name)
     sec = getattr(cfg, kind_name)
     spec = kind.spec(cfg, data)
+    trunk = read_trunk(pretrain_dir, spec[kind_name]) if pretrain_dir is not None and kind.starts_from_pretrain else None
     hw = hardware_for(kind_name, cfg)
     lf = cfg.lr_find
     # Everything that shapes the curve is in the key; what only matters later (epochs, patience,
@@ -49,11 +54,15 @@ def _lr_find(kind_name: str, cfg: Config, data, ds_hash: str, out_dir: pathlib.P
     shaping = {k: v for k, v in dataclasses.asdict(sec).items() if k not in kind.not_lr_shaping}
     settings = {"steps": lf.steps, "start_lr": lf.start_lr, "end_lr": lf.end_lr, "batch_size": hw.batch_size,
                 "grad_accum": hw.grad_accum, "amp": hw.amp, "section": shaping, "rule": SUGGESTION_RULE}
+    if trunk is not None:
+        settings["init"] = trunk.sha256
     cache = LRCache(lf.cache_dir, ttl_hours=lf.ttl_hours)
 
     def compute():
         seed_everything(cfg.seed)
         model = kind.build(spec)
+        if trunk is not None:
+            kind.load_pretrained(model, trunk.state)
         train_ds = kind.dataset(data, "train")
         weighting = class_weighting(sec, dataset_labels(train_ds))
         loaders = make_loaders(kind, {"train": train_ds}, hw.batch_size, cfg.seed, data.pad_id, weighting["balanced_sampler"])

@@ -40,10 +40,12 @@ def loop_config(kind: str, cfg: Config, lr: float, hw: HardwareConfig, epochs: i
 
 
 def run_info(kind: str, cfg: Config, seed: int, ds_hash: str, spec: dict, hw: HardwareConfig, extra: dict,
-             log_dir: str | pathlib.Path | None = None) -> RunInfo:
+             log_dir: str | pathlib.Path | None = None, init_sha256: str | None = None) -> RunInfo:
     """Metadata of a run: the sections it read (its own, its backbones', `train`) with their sources.
 
     `log_dir` receives the run's varying facts (wall times, git commit); None keeps them in the run directory.
+    `init_sha256` (the pretrained trunk a run starts from) joins the config, so a checkpoint that
+    started from other weights is not resumed.
     """
     config, sources = {}, {}
     for name in [kind, *get_kind(kind).backbones, "train"]:
@@ -56,5 +58,7 @@ def run_info(kind: str, cfg: Config, seed: int, ds_hash: str, spec: dict, hw: Ha
     config["hardware"] = hw.to_dict()
     sources.update({f"hardware.{k}": v for k, v in hw.sources.items()})
     config["profile"] = cfg.profile
+    if init_sha256 is not None:
+        config["init"] = {"pretrain_sha256": init_sha256}
     return RunInfo(model_name=get_kind(kind).output_dir, seed=seed, dataset_hash=ds_hash, config=config,
                    config_sources=sources, extra={"model_spec": spec, **extra}, log_dir=log_dir)

@@ -24,6 +24,7 @@ from ..train.seeding import seed_everything
 from .loaders import class_weighting, make_loaders, run_datasets
 from .lr import recommended_lr
 from .oof import out_of_fold
+from .pretrain import read_trunk
 from .setup import hardware_for, loop_config, run_dir, run_info
 
 log = logging.getLogger("streamguard.runs")
@@ -63,6 +64,13 @@ def _clear_finished(out: pathlib.Path) -> None:
         if not isinstance(ckpt, dict) or ckpt.get("stop_reason") is not None:
             log.info("%s holds a finished run; starting this run over", out)
             shutil.rmtree(out)
+
+
+def pretrained_trunk(kind, spec: dict, pretrain_dir: str | pathlib.Path | None):
+    """The pretrain stage's trunk for this kind's spec (read on rank 0, shared), or None."""
+    if pretrain_dir is None or not kind.starts_from_pretrain:
+        return None
+    return on_main(read_trunk, pretrain_dir, spec[kind.name])
 
 
 def _backbone_weights(kind, outputs, seed: int) -> dict[str, dict] | str:
@@ -108,10 +116,11 @@ def _copy_lr_curve(lr_dir: pathlib.Path, kind_name: str, out: pathlib.Path) -> N
 
 def train_run(kind_name: str, cfg: Config, seed: int, outputs: str | pathlib.Path = "training/outputs",
               processed: str | pathlib.Path = "data/processed", lr_dir: str | pathlib.Path = "training/lr_find",
-              logs: str | pathlib.Path | None = None) -> Any:
+              logs: str | pathlib.Path | None = None, pretrain_dir: str | pathlib.Path | None = None) -> Any:
     """Train `kind_name` for one seed into its run directory; None when a backbone left nothing to start from.
 
-    With `logs`, the run's varying facts (wall times, git commit) go to `{logs}/{output_dir}/seed_{S}/`
+    A kind with `starts_from_pretrain` starts from the trunk in `pretrain_dir` when the pretrain stage
+    wrote one (None: from its fresh initialisation). With `logs`, the run's varying facts (wall times, git commit) go to `{logs}/{output_dir}/seed_{S}/`
     instead of the run directory, so that the run directory (a DVC out) is the same on every rerun.
     """
     kind = get_kind(kind_name)
@@ -127,6 +136,7 @@ def train_run(kind_name: str, cfg: Config, seed: int, outputs: str | pathlib.Pat
         return None
     seed_everything(seed)
     spec = kind.spec(cfg, data)
+    trunk = pretrained_trunk(kind, spec, pretrain_dir)
     hw = hardware_for(kind_name, cfg)
     datasets = run_datasets(kind, data)
     weighting = class_weighting(sec, datasets["train"].labels)
@@ -138,6 +148,8 @@ def train_run(kind_name: str, cfg: Config, seed: int, outputs: str | pathlib.Pat
 
     def build():
         model = kind.build(spec)
+        if trunk is not None:
+            kind.load_pretrained(model, trunk.state)
         if kind.backbones:
             kind.load_backbones(model, backbones)
         built_groups[:] = [kind.param_groups(model, sec)]
@@ -146,11 +158,14 @@ def train_run(kind_name: str, cfg: Config, seed: int, outputs: str | pathlib.Pat
     extra: dict[str, Any] = {"class_weighting": weighting}
     if kind.uses_lr_finder:
         extra["lr_source"] = "lr_find"
+    if trunk is not None:
+        extra["init_from"] = {"pretrain": str(pretrain_dir), "sha256": trunk.sha256}
     if kind.backbones:
         extra["branches_from"] = {n: str(run_dir(outputs, n, seed)) for n in kind.backbones}
     result = train_or_restart(build, loaders, kind.loss(sec, weighting), loop_config(kind_name, cfg, lr, hw), out,
                               run_info(kind_name, cfg, seed, ds_hash, spec, hw, extra,
-                                       None if logs is None else run_dir(logs, kind_name, seed)))
+                                       None if logs is None else run_dir(logs, kind_name, seed),
+                                       None if trunk is None else trunk.sha256))
     if kind.uses_lr_finder:
         _copy_lr_curve(pathlib.Path(lr_dir), kind_name, out)
     if built_groups[0] is not None:  # per-component gradient norms of a discriminative-LR run

@@ -59,7 +59,7 @@ def test_transformer_stem_numbers_positions_as_the_plain_encoder_does(processed)
     batch = TokenCollator(data.pad_id)(items)
     assert (batch["attention_mask"] == 0).any()
     with torch.no_grad():
-        stem = model._states(batch["input_ids"], batch["attention_mask"])
+        stem = model.states(batch["input_ids"], batch["attention_mask"])
         plain = model.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
     keep = batch["attention_mask"].bool()
     assert torch.allclose(stem[keep], plain[keep], atol=1e-5)

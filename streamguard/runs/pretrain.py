@@ -1,0 +1,180 @@
+"""The pretrain stage's work: masked-token pretraining of the transformer's trunk, and reading it back.
+
+Pretraining reads the training split's token sequences only (never valid or test code); the valid
+split's masked-token loss and accuracy are measured each epoch, with the same masks every time. The
+result, `{paths.pretrain}/`, holds `trunk.safetensors` (the stem + encoder weights) and
+`pretrain.json` (status, the trunk's architecture spec, settings, per-epoch history, sha256 of the
+weights). With `pretrain.enabled: false`, or with `transformer.pretrained` set (that checkpoint is the
+starting point), the stage writes only `pretrain.json` with `status: skipped` and the reason.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import pathlib
+import shutil
+from typing import Any, NamedTuple
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors, save as save_safetensors
+from transformers import DataCollatorForLanguageModeling
+
+from ..config import Config
+from ..data.datasets import LengthGroupedBatchSampler, ProcessedData
+from ..data.tokenizer import load_tokenizer
+from ..errors import CorruptFileError, StreamGuardError
+from ..io import atomic_write, read_json, write_json_atomic
+from ..kinds import get_kind
+from ..models.mlm import MaskedLM, trunk_state
+from ..train.amp import Amp, resolve_amp
+from ..train.batches import batch_to_device, make_loader, resolve_device
+from ..train.optim import build_optimizer, build_scheduler
+from ..train.seeding import make_generator, seed_everything
+
+log = logging.getLogger("streamguard.runs")
+
+WEIGHTS_FILE = "trunk.safetensors"
+META_FILE = "pretrain.json"
+KIND = "transformer"  # the kind whose trunk is pretrained
+
+
+class Trunk(NamedTuple):
+    """Pretrained trunk weights and the sha256 of their file (recorded by every run that starts from them)."""
+    state: dict[str, torch.Tensor]
+    sha256: str
+
+
+class _Masking:
+    """Token items -> padded, masked batches (Hugging Face's MLM collator: 80 % <mask>, 10 % random, 10 % kept)."""
+
+    def __init__(self, tokenizer, mask_prob: float, seed: int):
+        self.collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mask_prob, seed=seed)
+
+    def __call__(self, items: list) -> dict:
+        return self.collator([{"input_ids": ids} for ids, _label in items])
+
+
+def _loader(data: ProcessedData, split: str, tokenizer, cfg: Config, seed: int, shuffle: bool):
+    ds = data.tokens(split)
+    pc = cfg.pretrain
+    sampler = LengthGroupedBatchSampler(ds.lengths, pc.batch_size, make_generator(seed + 17), shuffle=shuffle)
+    return make_loader(ds, None, batch_sampler=sampler, seed=seed, collate_fn=_Masking(tokenizer, pc.mask_prob, seed))
+
+
+def _skip_reason(cfg: Config) -> str | None:
+    if cfg.transformer.pretrained:
+        return "transformer.pretrained is set: the transformer starts from that checkpoint"
+    if not cfg.pretrain.enabled:
+        return "pretrain.enabled is false"
+    return None
+
+
+@torch.no_grad()
+def _evaluate(model: MaskedLM, data, split, tokenizer, cfg, device, amp: Amp) -> dict[str, float]:
+    model.eval()
+    total = correct = 0.0
+    count = 0
+    # A fresh loader (and masking generator) per call: every evaluation scores the same masks.
+    for batch in _loader(data, split, tokenizer, cfg, cfg.seed + 1, shuffle=False):
+        batch = batch_to_device(batch, device)
+        n = int((batch["labels"] != -100).sum())
+        with amp.autocast():
+            loss, acc = model(batch["input_ids"], batch["attention_mask"], batch["labels"])
+        total += float(loss) * n
+        correct += float(acc) * n
+        count += n
+    return {"loss": total / max(count, 1), "accuracy": correct / max(count, 1), "masked_tokens": count}
+
+
+def pretrain(cfg: Config, processed: str | pathlib.Path, out_dir: str | pathlib.Path) -> dict[str, Any]:
+    """Pretrain the configured transformer's trunk on the training split; write `out_dir`; return its pretrain.json."""
+    out = pathlib.Path(out_dir)
+    if out.exists():
+        shutil.rmtree(out)  # an out of one DVC stage: nothing of an earlier run may stay beside the new files
+    reason = _skip_reason(cfg)
+    if reason is not None:
+        meta = {"status": "skipped", "reason": reason}
+        write_json_atomic(out / META_FILE, meta)
+        log.info("pretrain skipped: %s", reason)
+        return meta
+    pc = cfg.pretrain
+    data = ProcessedData(processed)
+    tokenizer = load_tokenizer(pathlib.Path(processed) / "tokenizer")
+    if tokenizer.mask_token_id is None:
+        raise StreamGuardError(f"{pathlib.Path(processed) / 'tokenizer'}: the tokenizer has no mask token; "
+                               "masked-token pretraining needs one (or set pretrain.enabled: false)")
+    kind = get_kind(KIND)
+    spec = kind.spec(cfg, data)
+    seed_everything(cfg.seed)
+    model = MaskedLM(kind.build(spec))
+    device = resolve_device()
+    model.to(device)
+    amp = Amp(resolve_amp(device, cfg.train.amp))
+    train_loader = _loader(data, "train", tokenizer, cfg, cfg.seed, shuffle=True)
+    total_steps = pc.epochs * len(train_loader)
+    optimizer, _ = build_optimizer(model, pc.lr, pc.weight_decay)
+    scheduler = build_scheduler(optimizer, total_steps, pc.warmup_ratio)
+    history = [{"epoch": 0, "train_loss": None, **{f"valid_{k}": v for k, v in
+                                                   _evaluate(model, data, "valid", tokenizer, cfg, device, amp).items()}}]
+    for epoch in range(1, pc.epochs + 1):
+        model.train()
+        running, steps = 0.0, 0
+        for batch in train_loader:
+            batch = batch_to_device(batch, device)
+            with amp.autocast():
+                loss, _acc = model(batch["input_ids"], batch["attention_mask"], batch["labels"])
+            optimizer.zero_grad(set_to_none=True)
+            amp.backward(loss)
+            amp.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), pc.max_grad_norm)
+            amp.step(optimizer)
+            amp.update()
+            scheduler.step()
+            running += float(loss.detach())
+            steps += 1
+        valid = _evaluate(model, data, "valid", tokenizer, cfg, device, amp)
+        history.append({"epoch": epoch, "train_loss": running / max(steps, 1), **{f"valid_{k}": v for k, v in valid.items()}})
+        log.info("pretrain epoch %d/%d: train loss %.4f, valid loss %.4f, valid masked accuracy %.3f",
+                 epoch, pc.epochs, history[-1]["train_loss"], valid["loss"], valid["accuracy"])
+    blob = save_safetensors({k: v.cpu() for k, v in trunk_state(model.classifier).items()})
+    with atomic_write(out / WEIGHTS_FILE, "wb") as fh:
+        fh.write(blob)
+    meta = {"status": "ok", "kind": KIND, "spec": spec[KIND], "settings": dataclasses.asdict(pc), "seed": cfg.seed,
+            "train_functions": len(data.tokens("train")), "history": history,
+            "sha256": hashlib.sha256(blob).hexdigest()}
+    write_json_atomic(out / META_FILE, meta)
+    return meta
+
+
+def read_trunk(pretrain_dir: str | pathlib.Path, spec: dict) -> Trunk | None:
+    """The trunk the pretrain stage wrote for this transformer spec; None when it skipped pretraining.
+
+    A missing, damaged or altered file, or a trunk pretrained for another architecture, is a one-line
+    error naming the file and what to run.
+    """
+    root = pathlib.Path(pretrain_dir)
+    meta_path = root / META_FILE
+    if not meta_path.exists():
+        raise StreamGuardError(f"{meta_path}: not found; run the pretrain stage first (dvc repro pretrain)")
+    meta = read_json(meta_path)
+    if meta.get("status") == "skipped":
+        return None
+    if meta.get("spec") != spec:
+        raise StreamGuardError(f"{meta_path}: pretrained for another transformer architecture than params.yaml's; "
+                               "re-run the pretrain stage (dvc repro pretrain)")
+    path = root / WEIGHTS_FILE
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        raise StreamGuardError(f"{path}: not found; re-run the pretrain stage (dvc repro pretrain)") from None
+    sha = hashlib.sha256(blob).hexdigest()
+    if sha != meta.get("sha256"):
+        raise CorruptFileError(f"{path}: sha256 differs from {META_FILE}'s; re-run the pretrain stage "
+                               "(dvc repro pretrain --force)")
+    try:
+        state = load_safetensors(blob)
+    except SafetensorError as exc:
+        raise CorruptFileError(f"{path}: not a readable safetensors file ({exc})") from None
+    return Trunk(state, sha)

@@ -1,0 +1,131 @@
+"""The pretrain stage's work on a tiny real dataset: masked-token pretraining of the transformer's
+trunk on train only, the runs starting from it, and the errors around it."""
+import dataclasses
+import shutil
+
+import pytest
+import torch
+
+from streamguard import runs
+from streamguard.data.datasets import ProcessedData
+from streamguard.errors import CorruptFileError, StreamGuardError
+from streamguard.io import read_json, save_torch_atomic, write_json_atomic
+from streamguard.kinds import get_kind
+from streamguard.models.mlm import load_trunk, trunk_state
+from streamguard.runs.pretrain import META_FILE, WEIGHTS_FILE, pretrain, read_trunk
+from streamguard.train import engine
+
+from .fixtures import make_processed
+
+EPOCHS = 6
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pretrain")
+    processed, cfg = make_processed(root, **{"pretrain.epochs": EPOCHS, "pretrain.lr": 3e-3, "pretrain.batch_size": 8, "transformer.epochs": 1})
+    meta = pretrain(cfg, processed, root / "pretrain")
+    return root, processed, cfg, meta
+
+
+def _spec(cfg, processed):
+    return get_kind("transformer").spec(cfg, ProcessedData(processed))["transformer"]
+
+
+def test_pretraining_lowers_the_held_out_masked_loss(pretrained):
+    root, processed, cfg, meta = pretrained
+    assert meta["status"] == "ok" and (root / "pretrain" / WEIGHTS_FILE).is_file()
+    assert read_json(root / "pretrain" / META_FILE) == meta
+    history = meta["history"]
+    assert [row["epoch"] for row in history] == list(range(EPOCHS + 1))
+    # Before training the masked tokens are guessed at chance (vocabulary of 400); after it, much better.
+    assert history[0]["valid_accuracy"] < 0.05
+    assert history[-1]["valid_loss"] < history[0]["valid_loss"] - 1.0
+    assert history[-1]["valid_accuracy"] > history[0]["valid_accuracy"] + 0.05
+    assert meta["spec"] == _spec(cfg, processed)
+
+
+def test_pretraining_reads_no_valid_or_test_code(pretrained, tmp_path):
+    root, processed, cfg, meta = pretrained
+    other = tmp_path / "processed"
+    shutil.copytree(processed, other)
+    train = torch.load(processed / "tokens" / "train.pt")
+    for split in ("valid", "test"):  # other code in valid and test: the trunk must not move
+        n = 10
+        ids = train["input_ids"][: int(train["lengths"][:n].sum())]
+        save_torch_atomic(other / "tokens" / f"{split}.pt", {**train, "input_ids": ids, "lengths": train["lengths"][:n],
+                                                             "labels": train["labels"][:n]})
+    again = pretrain(cfg, other, tmp_path / "pretrain")
+    assert (tmp_path / "pretrain" / WEIGHTS_FILE).read_bytes() == (root / "pretrain" / WEIGHTS_FILE).read_bytes()
+    assert again["sha256"] == meta["sha256"]
+    assert again["history"][-1]["valid_loss"] != meta["history"][-1]["valid_loss"]  # it did measure the new valid
+
+
+def test_transformer_run_starts_from_the_pretrained_trunk(pretrained, monkeypatch):
+    root, processed, cfg, meta = pretrained
+    trunk = read_trunk(root / "pretrain", _spec(cfg, processed))
+    starts = []
+    real_train = engine.train
+
+    def spy(model, *args, **kwargs):
+        starts.append({k: v.clone() for k, v in trunk_state(model).items()})
+        return real_train(model, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "train", spy)
+    lr_dir = root / "lr"
+    write_json_atomic(lr_dir / "transformer" / "recommended_lr.json", {"lr": 1e-3})
+    runs.train_run("transformer", cfg, 42, root / "outputs", processed, lr_dir=lr_dir, pretrain_dir=root / "pretrain")
+    assert starts and set(starts[0]) == set(trunk.state)
+    assert all(torch.equal(starts[0][k], trunk.state[k]) for k in trunk.state)
+    run_meta = read_json(runs.run_dir(root / "outputs", "transformer", 42) / "training_metadata.json")
+    assert run_meta["extra"]["init_from"]["sha256"] == meta["sha256"]
+    assert run_meta["config"]["run"]["init"] == {"pretrain_sha256": meta["sha256"]}
+    # The GNN has no trunk to start from: the pretrain directory is not read for it.
+    assert runs.pretrained_trunk(get_kind("gnn"), {}, root / "pretrain") is None
+
+
+def test_a_changed_trunk_restarts_rather_than_resumes(pretrained):
+    root, processed, cfg, meta = pretrained
+    hw = runs.hardware_for("transformer", cfg)
+    spec = {"kind": "transformer", "transformer": _spec(cfg, processed)}
+    a = runs.run_info("transformer", cfg, 42, "h", spec, hw, {}, init_sha256="a" * 64)
+    b = runs.run_info("transformer", cfg, 42, "h", spec, hw, {}, init_sha256="b" * 64)
+    assert a.config != b.config  # the checkpoint compares configs: other weights, no resume
+
+
+def test_skipped_pretraining_writes_its_reason_and_no_weights(tmp_path, pretrained):
+    _, processed, cfg, _ = pretrained
+    off = dataclasses.replace(cfg, pretrain=dataclasses.replace(cfg.pretrain, enabled=False))
+    meta = pretrain(off, processed, tmp_path / "off")
+    assert meta == {"status": "skipped", "reason": "pretrain.enabled is false"}
+    assert not (tmp_path / "off" / WEIGHTS_FILE).exists()
+    assert read_trunk(tmp_path / "off", _spec(cfg, processed)) is None
+    ckpt = dataclasses.replace(cfg, models={**cfg.models, "transformer": dataclasses.replace(cfg.transformer, pretrained="x")})
+    assert "transformer.pretrained is set" in pretrain(ckpt, processed, tmp_path / "ckpt")["reason"]
+
+
+def test_missing_altered_or_foreign_trunks_are_one_line_errors(pretrained, tmp_path):
+    root, processed, cfg, _ = pretrained
+    spec = _spec(cfg, processed)
+    with pytest.raises(StreamGuardError, match=r"pretrain\.json: not found; run the pretrain stage"):
+        read_trunk(tmp_path / "nowhere", spec)
+    copy = tmp_path / "copy"
+    shutil.copytree(root / "pretrain", copy)
+    with pytest.raises(StreamGuardError, match="another transformer architecture"):
+        read_trunk(copy, {**spec, "hidden_size": 64})
+    blob = bytearray((copy / WEIGHTS_FILE).read_bytes())
+    blob[-1] ^= 0xFF
+    (copy / WEIGHTS_FILE).write_bytes(bytes(blob))
+    with pytest.raises(CorruptFileError, match=r"trunk\.safetensors: sha256 differs"):
+        read_trunk(copy, spec)
+
+
+def test_a_trunk_of_another_shape_is_refused_whole(pretrained):
+    root, processed, cfg, _ = pretrained
+    kind = get_kind("transformer")
+    trunk = read_trunk(root / "pretrain", _spec(cfg, processed))
+    other = kind.build({"kind": "transformer", "transformer": {**_spec(cfg, processed), "conv_kernel": 3}})
+    before = {k: v.clone() for k, v in other.state_dict().items()}
+    with pytest.raises(ValueError, match="does not fit"):
+        load_trunk(other, trunk.state)
+    assert all(torch.equal(before[k], v) for k, v in other.state_dict().items())
