@@ -23,7 +23,7 @@ EPOCHS = 6
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
     root = tmp_path_factory.mktemp("pretrain")
-    processed, cfg = make_processed(root, **{"pretrain.epochs": EPOCHS, "pretrain.lr": 3e-3, "pretrain.batch_size": 8, "transformer.epochs": 1})
+    processed, cfg = make_processed(root, **{"pretrain.enabled": True, "pretrain.epochs": EPOCHS, "pretrain.lr": 3e-3, "pretrain.batch_size": 8, "transformer.epochs": 1})
     meta = pretrain(cfg, processed, root / "pretrain")
     return root, processed, cfg, meta
 
