@@ -112,6 +112,9 @@ class PretrainConfig:
     weight_decay: float = bounded(0.01, 0.0, 1.0)
     mask_prob: float = bounded(0.15, 0.0, 1.0, lo_open=True)
     max_grad_norm: float = bounded(1.0, 0.0, lo_open=True)
+    # A directory of your own unlabelled source files (graph.language) to pretrain on beside the
+    # training split; functions equal to a valid or test function are dropped.
+    corpus: Optional[str] = None
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The pretrain stage's work on a tiny real dataset: masked-token pretraining of the transformer's
 trunk on train only, the runs starting from it, and the errors around it."""
 import dataclasses
+import json
 import shutil
 
 import pytest
@@ -129,3 +130,43 @@ def test_a_trunk_of_another_shape_is_refused_whole(pretrained):
     with pytest.raises(ValueError, match="does not fit"):
         load_trunk(other, trunk.state)
     assert all(torch.equal(before[k], v) for k, v in other.state_dict().items())
+
+
+def _corpus(tmp_path, processed):
+    """A source tree: new C functions, a copy of a valid function, a Python file, a non-UTF-8 file, a symlinked dir."""
+    valid_code = json.loads((processed / "splits" / "valid.jsonl").read_text().splitlines()[0])["code"]
+    root = tmp_path / "corpus"
+    (root / "src" / "deep").mkdir(parents=True)
+    (root / "src" / "a.c").write_text("int add(int a, int b) { return a + b; }\n\nvoid zero(char *p) { *p = 0; }\n")
+    (root / "src" / "deep" / "b.c").write_text("/* from elsewhere */\n" + valid_code + "\n")
+    (root / "src" / "tool.py").write_text("def f():\n    return 1\n")
+    (root / "src" / "latin1.c").write_bytes(b"int caf\xe9(void) { return 1; }\n")
+    (root / "loop").symlink_to(root / "src", target_is_directory=True)
+    return root
+
+
+def test_corpus_adds_functions_but_never_a_valid_or_test_one(pretrained, tmp_path):
+    _, processed, cfg, meta = pretrained
+    from streamguard.data.corpus import read_corpus
+
+    root = _corpus(tmp_path, processed)
+    held_out = [json.loads(line)["code"] for s in ("valid", "test")
+                for line in (processed / "splits" / f"{s}.jsonl").read_text().splitlines()]
+    codes, stats = read_corpus(root, "c", held_out, 10_000)
+    assert [c.split("(")[0] for c in codes] == ["int add", "void zero"]  # sorted files, file order
+    assert (stats.files, stats.skipped_files, stats.dropped_in_valid_or_test) == (2, 1, 1)
+    with_corpus = dataclasses.replace(cfg, pretrain=dataclasses.replace(cfg.pretrain, corpus=str(root)))
+    again = pretrain(with_corpus, processed, tmp_path / "pretrain")
+    assert again["corpus"]["functions"] == 2 and again["corpus"]["sha256"] == stats.sha256
+    assert again["sha256"] != meta["sha256"]  # the two functions were learned from
+
+
+def test_a_corpus_that_is_not_a_directory_names_the_key(pretrained, tmp_path):
+    from streamguard.data.corpus import read_corpus
+    from streamguard.errors import DataError
+
+    with pytest.raises(DataError, match="pretrain.corpus"):
+        read_corpus(tmp_path / "missing", "c", [], 10_000)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no c functions found"):
+        read_corpus(tmp_path / "empty", "c", [], 10_000)

@@ -1,6 +1,7 @@
 """The pretrain stage's work: masked-token pretraining of the transformer's trunk, and reading it back.
 
-Pretraining reads the training split's token sequences only (never valid or test code); the valid
+Pretraining reads the training split's token sequences only (never valid or test code), plus the
+functions of `pretrain.corpus` when set (data/corpus.py drops those equal to a valid or test function); the valid
 split's masked-token loss and accuracy are measured each epoch, with the same masks every time. The
 result, `{paths.pretrain}/`, holds `trunk.safetensors` (the stem + encoder weights) and
 `pretrain.json` (status, the trunk's architecture spec, settings, per-epoch history, sha256 of the
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import pathlib
 import shutil
@@ -22,8 +24,9 @@ from safetensors.torch import load as load_safetensors, save as save_safetensors
 from transformers import DataCollatorForLanguageModeling
 
 from ..config import Config
-from ..data.datasets import LengthGroupedBatchSampler, ProcessedData
-from ..data.tokenizer import load_tokenizer
+from ..data.corpus import read_corpus
+from ..data.datasets import LengthGroupedBatchSampler, ProcessedData, TokenDataset
+from ..data.tokenizer import encode_split, load_tokenizer
 from ..errors import CorruptFileError, StreamGuardError
 from ..io import atomic_write, read_json, write_json_atomic
 from ..kinds import get_kind
@@ -56,8 +59,23 @@ class _Masking:
         return self.collator([{"input_ids": ids} for ids, _label in items])
 
 
-def _loader(data: ProcessedData, split: str, tokenizer, cfg: Config, seed: int, shuffle: bool):
-    ds = data.tokens(split)
+def _with_corpus(cfg: Config, processed: pathlib.Path, train: TokenDataset, tokenizer) -> tuple[TokenDataset, dict | None]:
+    """The training split's sequences, plus the corpus's functions (`pretrain.corpus`) when one is set."""
+    if not cfg.pretrain.corpus:
+        return train, None
+    held_out = [rec["code"] for split in ("valid", "test")
+                for rec in map(json.loads, (processed / "splits" / f"{split}.jsonl").read_text().splitlines())]
+    codes, stats = read_corpus(cfg.pretrain.corpus, cfg.graph.language, held_out, cfg.data.max_code_chars)
+    extra = encode_split(tokenizer, codes, [0] * len(codes), int(read_json(processed / "prepare_meta.json")["max_length"]))
+    joined = {"input_ids": torch.cat([train.ids, extra["input_ids"].to(train.ids.dtype)]),
+              "lengths": torch.cat([train.lengths, extra["lengths"]]),
+              "labels": torch.cat([train.labels, extra["labels"]])}
+    log.info("pretrain corpus %s: %d functions from %d files (%d dropped: equal to a valid or test function)",
+             cfg.pretrain.corpus, stats.functions, stats.files, stats.dropped_in_valid_or_test)
+    return TokenDataset(joined), stats.to_dict()
+
+
+def _loader(ds: TokenDataset, tokenizer, cfg: Config, seed: int, shuffle: bool):
     pc = cfg.pretrain
     sampler = LengthGroupedBatchSampler(ds.lengths, pc.batch_size, make_generator(seed + 17), shuffle=shuffle)
     return make_loader(ds, None, batch_sampler=sampler, seed=seed, collate_fn=_Masking(tokenizer, pc.mask_prob, seed))
@@ -77,7 +95,7 @@ def _evaluate(model: MaskedLM, data, split, tokenizer, cfg, device, amp: Amp) ->
     total = correct = 0.0
     count = 0
     # A fresh loader (and masking generator) per call: every evaluation scores the same masks.
-    for batch in _loader(data, split, tokenizer, cfg, cfg.seed + 1, shuffle=False):
+    for batch in _loader(data.tokens(split), tokenizer, cfg, cfg.seed + 1, shuffle=False):
         batch = batch_to_device(batch, device)
         n = int((batch["labels"] != -100).sum())
         with amp.autocast():
@@ -112,7 +130,8 @@ def pretrain(cfg: Config, processed: str | pathlib.Path, out_dir: str | pathlib.
     device = resolve_device()
     model.to(device)
     amp = Amp(resolve_amp(device, cfg.train.amp))
-    train_loader = _loader(data, "train", tokenizer, cfg, cfg.seed, shuffle=True)
+    train_ds, corpus = _with_corpus(cfg, pathlib.Path(processed), data.tokens("train"), tokenizer)
+    train_loader = _loader(train_ds, tokenizer, cfg, cfg.seed, shuffle=True)
     total_steps = pc.epochs * len(train_loader)
     optimizer, _ = build_optimizer(model, pc.lr, pc.weight_decay)
     scheduler = build_scheduler(optimizer, total_steps, pc.warmup_ratio)
@@ -142,7 +161,7 @@ def pretrain(cfg: Config, processed: str | pathlib.Path, out_dir: str | pathlib.
     with atomic_write(out / WEIGHTS_FILE, "wb") as fh:
         fh.write(blob)
     meta = {"status": "ok", "kind": KIND, "spec": spec[KIND], "settings": dataclasses.asdict(pc), "seed": cfg.seed,
-            "train_functions": len(data.tokens("train")), "history": history,
+            "train_functions": len(data.tokens("train")), "corpus": corpus, "history": history,
             "sha256": hashlib.sha256(blob).hexdigest()}
     write_json_atomic(out / META_FILE, meta)
     return meta
