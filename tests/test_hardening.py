@@ -80,7 +80,10 @@ def _running(pid: int) -> bool:
 
 # -- interrupts ------------------------------------------------------------------------------------
 
-INTERRUPT_TIMEOUT_S = 20  # from the signal to the exit of the stage, its pool workers included
+# From the signal to the exit of the stage, its pool workers included. A few seconds as a rule; 20 s
+# was exceeded once in a full suite on a quiet machine (root cause not found), so the limit guards
+# against a hang, not against a slow exit.
+INTERRUPT_TIMEOUT_S = 60
 
 
 @pytest.mark.slow
