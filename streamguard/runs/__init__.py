@@ -15,7 +15,8 @@ from .loaders import class_weighting, dataset_labels, make_loaders, run_datasets
 from .lr import lr_find, recommended_lr
 from .oof import out_of_fold
 from .setup import hardware_for, loop_config, run_dir, run_info
-from .train import pretrained_trunk, train_or_restart, train_run
+from .pretrain import pretrained_trunk
+from .train import train_or_restart, train_run
 
 __all__ = ["build_model", "class_weighting", "dataset_labels", "get_kind", "hardware_for", "kind_names", "loop_config",
            "lr_find", "make_loaders", "out_of_fold", "pretrained_trunk", "recommended_lr", "run_datasets", "run_dir", "run_info",

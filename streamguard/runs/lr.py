@@ -15,7 +15,7 @@ from ..train.distributed import on_main
 from ..train.lr_cache import LRCache
 from ..train.lr_finder import SUGGESTION_RULE, find_lr, save_lr_outputs
 from ..train.seeding import seed_everything
-from .pretrain import read_trunk
+from .pretrain import pretrained_trunk
 from .loaders import class_weighting, dataset_labels, make_loaders
 from .setup import hardware_for
 
@@ -46,7 +46,7 @@ def _lr_find(kind_name: str, cfg: Config, data, ds_hash: str, out_dir: pathlib.P
     kind = get_kind(kind_name)
     sec = getattr(cfg, kind_name)
     spec = kind.spec(cfg, data)
-    trunk = read_trunk(pretrain_dir, spec[kind_name]) if pretrain_dir is not None and kind.starts_from_pretrain else None
+    trunk = pretrained_trunk(kind, spec, pretrain_dir)
     hw = hardware_for(kind_name, cfg)
     lf = cfg.lr_find
     # Everything that shapes the curve is in the key; what only matters later (epochs, patience,

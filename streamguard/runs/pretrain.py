@@ -59,14 +59,15 @@ class _Masking:
         return self.collator([{"input_ids": ids} for ids, _label in items])
 
 
-def _with_corpus(cfg: Config, processed: pathlib.Path, train: TokenDataset, tokenizer) -> tuple[TokenDataset, dict | None]:
+def _with_corpus(cfg: Config, data: ProcessedData, tokenizer) -> tuple[TokenDataset, dict | None]:
     """The training split's sequences, plus the corpus's functions (`pretrain.corpus`) when one is set."""
+    train = data.tokens("train")
     if not cfg.pretrain.corpus:
         return train, None
     held_out = [rec["code"] for split in ("valid", "test")
-                for rec in map(json.loads, (processed / "splits" / f"{split}.jsonl").read_text().splitlines())]
+                for rec in map(json.loads, (data.root / "splits" / f"{split}.jsonl").read_text().splitlines())]
     codes, stats = read_corpus(cfg.pretrain.corpus, cfg.graph.language, held_out, cfg.data.max_code_chars)
-    extra = encode_split(tokenizer, codes, [0] * len(codes), int(read_json(processed / "prepare_meta.json")["max_length"]))
+    extra = encode_split(tokenizer, codes, [0] * len(codes), int(data.meta["max_length"]))
     joined = {"input_ids": torch.cat([train.ids, extra["input_ids"].to(train.ids.dtype)]),
               "lengths": torch.cat([train.lengths, extra["lengths"]]),
               "labels": torch.cat([train.labels, extra["labels"]])}
@@ -130,7 +131,7 @@ def pretrain(cfg: Config, processed: str | pathlib.Path, out_dir: str | pathlib.
     device = resolve_device()
     model.to(device)
     amp = Amp(resolve_amp(device, cfg.train.amp))
-    train_ds, corpus = _with_corpus(cfg, pathlib.Path(processed), data.tokens("train"), tokenizer)
+    train_ds, corpus = _with_corpus(cfg, data, tokenizer)
     train_loader = _loader(train_ds, tokenizer, cfg, cfg.seed, shuffle=True)
     total_steps = pc.epochs * len(train_loader)
     optimizer, _ = build_optimizer(model, pc.lr, pc.weight_decay)
@@ -165,6 +166,13 @@ def pretrain(cfg: Config, processed: str | pathlib.Path, out_dir: str | pathlib.
             "sha256": hashlib.sha256(blob).hexdigest()}
     write_json_atomic(out / META_FILE, meta)
     return meta
+
+
+def pretrained_trunk(kind, spec: dict, pretrain_dir: str | pathlib.Path | None) -> Trunk | None:
+    """The trunk a run of `kind` (with its `spec`) starts from; None for kinds that start from none."""
+    if pretrain_dir is None or not kind.starts_from_pretrain:
+        return None
+    return read_trunk(pretrain_dir, spec[kind.name])
 
 
 def read_trunk(pretrain_dir: str | pathlib.Path, spec: dict) -> Trunk | None:

@@ -24,7 +24,7 @@ from ..train.seeding import seed_everything
 from .loaders import class_weighting, make_loaders, run_datasets
 from .lr import recommended_lr
 from .oof import out_of_fold
-from .pretrain import read_trunk
+from .pretrain import pretrained_trunk
 from .setup import hardware_for, loop_config, run_dir, run_info
 
 log = logging.getLogger("streamguard.runs")
@@ -64,13 +64,6 @@ def _clear_finished(out: pathlib.Path) -> None:
         if not isinstance(ckpt, dict) or ckpt.get("stop_reason") is not None:
             log.info("%s holds a finished run; starting this run over", out)
             shutil.rmtree(out)
-
-
-def pretrained_trunk(kind, spec: dict, pretrain_dir: str | pathlib.Path | None):
-    """The pretrain stage's trunk for this kind's spec (read on rank 0, shared), or None."""
-    if pretrain_dir is None or not kind.starts_from_pretrain:
-        return None
-    return on_main(read_trunk, pretrain_dir, spec[kind.name])
 
 
 def _backbone_weights(kind, outputs, seed: int) -> dict[str, dict] | str:
@@ -120,8 +113,9 @@ def train_run(kind_name: str, cfg: Config, seed: int, outputs: str | pathlib.Pat
     """Train `kind_name` for one seed into its run directory; None when a backbone left nothing to start from.
 
     A kind with `starts_from_pretrain` starts from the trunk in `pretrain_dir` when the pretrain stage
-    wrote one (None: from its fresh initialisation). With `logs`, the run's varying facts (wall times, git commit) go to `{logs}/{output_dir}/seed_{S}/`
-    instead of the run directory, so that the run directory (a DVC out) is the same on every rerun.
+    wrote one (None: from its fresh initialisation). With `logs`, the run's varying facts (wall times,
+    git commit) go to `{logs}/{output_dir}/seed_{S}/` instead of the run directory, so that the run
+    directory (a DVC out) is the same on every rerun.
     """
     kind = get_kind(kind_name)
     sec = getattr(cfg, kind_name)
@@ -136,7 +130,7 @@ def train_run(kind_name: str, cfg: Config, seed: int, outputs: str | pathlib.Pat
         return None
     seed_everything(seed)
     spec = kind.spec(cfg, data)
-    trunk = pretrained_trunk(kind, spec, pretrain_dir)
+    trunk = on_main(pretrained_trunk, kind, spec, pretrain_dir)  # read on rank 0, shared
     hw = hardware_for(kind_name, cfg)
     datasets = run_datasets(kind, data)
     weighting = class_weighting(sec, datasets["train"].labels)
