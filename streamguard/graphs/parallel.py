@@ -66,26 +66,57 @@ _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 def _init_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates the pool
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's handler (if any) is not for workers
-    if hasattr(signal, "pthread_sigmask"):  # forked with both blocked (see _forking_blocked): now safe
+    if hasattr(signal, "pthread_sigmask"):  # forked with both blocked (see _stop_signals_held): now safe
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
 
 
-@contextlib.contextmanager
-def _forking_blocked() -> Iterator[None]:
-    """Start workers with SIGINT/SIGTERM blocked; each unblocks them once it ignores SIGINT.
+def _deliver(signum: int, handler) -> None:
+    """Act on `signum` as `handler` (what signal.signal returned) would have."""
+    if callable(handler):
+        handler(signum, None)
+    elif handler == signal.SIG_DFL:
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+    # SIG_IGN, or a handler not set from Python (None): dropped, as it would have been
 
-    A Ctrl-C sent to the process group while a worker was still starting used to raise inside the
-    worker's fork hooks and leave the pool hanging at shutdown. Blocked, the signal waits: the parent
-    receives it right after the pool exists (and terminates it), a worker discards it.
+
+@contextlib.contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM back while the pool starts; they take effect on leaving, with `pool` set.
+
+    Masking the main thread is not enough: the kernel hands a process-directed signal to any thread
+    not blocking it (torch's and tokenizers' threads), and Python then raises KeyboardInterrupt in the
+    main thread wherever it is, also between a worker's fork and the pool registering it. Such an
+    orphan waits forever on the task queue's lock once the registered workers are killed at exit, and
+    keeps the caller's stdout open. So the Python handlers, which always run in the main thread, only
+    record the signal here. The mask stays as well: workers are forked with both signals blocked and
+    discard them once they ignore SIGINT (_init_worker), instead of raising inside their fork hooks.
     """
     if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    held: list[int] = []
+    previous: dict[int, object] = {}
+    closing = False
+
+    def hold(signum, frame):
+        if closing:  # still in place while the handlers are restored: act as the one it replaced
+            _deliver(signum, previous[signum])
+        else:
+            held.append(signum)
+
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     try:
+        for s in _STOP_SIGNALS:
+            previous[s] = signal.signal(s, hold)
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        closing = True
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for s in held:
+            _deliver(s, previous[s])
 
 
 def _build_chunk(args: tuple[Sequence[str], int | None, str]) -> list[StatementGraph]:
@@ -124,7 +155,7 @@ def build_graphs(
         ctx = multiprocessing.get_context(start_method)
         pool = None
         try:
-            with _forking_blocked():  # a signal held back here is raised on leaving, with `pool` set
+            with _stop_signals_held():
                 pool = ctx.Pool(processes=min(workers, len(chunks)), initializer=_init_worker)
             for graphs in pool.imap(_build_chunk, chunks):
                 out.extend(graphs)
