@@ -7,13 +7,12 @@ not into the out, so the out reproduces bit for bit.
 """
 from __future__ import annotations
 
-import json
 import pathlib
 import time
 
 import numpy as np
 
-from ..errors import DataError
+from ..data.splits import read_split
 from ..io import save_numpy_atomic, write_json_atomic
 from ..train.metrics import choose_threshold, compute_metrics
 from .tfidf import fit_predict
@@ -23,18 +22,8 @@ SPLITS = {"train": "train", "val": "valid", "test": "test"}
 
 
 def _read_split(path: pathlib.Path) -> tuple[list[str], np.ndarray]:
-    if not path.is_file():
-        raise DataError(f"{path}: not found; run the prepare stage first (dvc repro prepare)")
-    codes, labels = [], []
-    with path.open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, 1):
-            try:
-                record = json.loads(line)
-                codes.append(record["code"])
-                labels.append(int(record["label"]))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise DataError(f"unreadable record ({exc})", path, line_no) from None
-    return codes, np.asarray(labels, dtype=np.int64)
+    records = [record for _, record in read_split(path, ("code", "label"))]
+    return [r["code"] for r in records], np.asarray([r["label"] for r in records], dtype=np.int64)
 
 
 def run_tfidf_baseline(processed: str | pathlib.Path, out_dir: str | pathlib.Path, seed: int, policy: str,

@@ -16,6 +16,7 @@ from ..graphs.store import GraphStore
 from ..errors import DataError
 from ..io import load_torch, read_json
 from .lexical import DIR as LEXICAL_DIR, load_logits
+from .splits import read_split
 from .tokenizer import load_tokenizer, token_offsets
 
 
@@ -154,6 +155,10 @@ class ProcessedData:
     @property
     def pad_id(self) -> int:
         return int(self.meta["pad_id"])
+
+    def records(self, split: str, fields: Sequence[str] = ("label",)) -> list[dict]:
+        """The split's normalized records (`splits/{split}.jsonl`, see data/splits.py), in tensor order."""
+        return [record for _, record in read_split(self.root / "splits" / f"{split}.jsonl", fields)]
 
     def tokens(self, split: str) -> TokenDataset:
         key = ("tokens", split)

@@ -31,8 +31,8 @@ from typing import Any, Hashable, Mapping, Sequence
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from ..data.splits import read_split
 from ..errors import ConfigError, DataError
-from ..io import loads_strict
 from ..train.metrics import flagged_fraction, pairwise_metrics, precision_at_top_k, vd_s
 from .runfiles import RunRecord, load_run, one_line, read_run_dir
 from .stats import compare_sentence, mcnemar, outcome, paired_bootstrap_auc_diff
@@ -75,24 +75,7 @@ def _pair_key(value: Any, path: pathlib.Path, line: int, field: str) -> Hashable
 def read_test_split(path: str | os.PathLike) -> SplitLabels:
     """Read `splits/test.jsonl`: one JSON object per line with `label` 0/1; blank lines are skipped."""
     path = pathlib.Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read the test split ({type(exc).__name__}: {one_line(exc)})", path) from exc
-    records: list[tuple[int, dict[str, Any]]] = []
-    for number, text in enumerate(lines, start=1):
-        if not text.strip():
-            continue
-        try:
-            record = loads_strict(text)
-        except ValueError as exc:
-            raise DataError(f"invalid JSON ({one_line(exc)})", path, number) from exc
-        if not isinstance(record, dict):
-            raise DataError("expected a JSON object", path, number)
-        label = record.get("label")
-        if isinstance(label, bool) or label not in (0, 1):
-            raise DataError(f"expected 0 or 1, got {label!r}", path, number, "label")
-        records.append((number, record))
+    records = read_split(path)
     if not records:
         raise DataError("the test split holds no records", path)
     labels = np.asarray([r["label"] for _, r in records], dtype=np.int64)

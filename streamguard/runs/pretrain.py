@@ -64,8 +64,7 @@ def _with_corpus(cfg: Config, data: ProcessedData, tokenizer) -> tuple[TokenData
     train = data.tokens("train")
     if not cfg.pretrain.corpus:
         return train, None
-    held_out = [rec["code"] for split in ("valid", "test")
-                for rec in map(json.loads, (data.root / "splits" / f"{split}.jsonl").read_text().splitlines())]
+    held_out = [rec["code"] for split in ("valid", "test") for rec in data.records(split, ("code",))]
     codes, stats = read_corpus(cfg.pretrain.corpus, cfg.graph.language, held_out, cfg.data.max_code_chars)
     extra = encode_split(tokenizer, codes, [0] * len(codes), int(data.meta["max_length"]))
     joined = {"input_ids": torch.cat([train.ids, extra["input_ids"].to(train.ids.dtype)]),

@@ -54,7 +54,7 @@ def test_missing_or_malformed_split_is_one_line(processed, tmp_path):
     for split in ("train", "valid", "test"):
         (broken / "splits" / f"{split}.jsonl").write_text((processed / "splits" / f"{split}.jsonl").read_text())
     (broken / "splits" / "valid.jsonl").write_text('{"code": "int a;", "label": 0}\n{"code": "x"}\n')
-    with pytest.raises(DataError, match=r"valid.jsonl:2: unreadable record") as err:
+    with pytest.raises(DataError, match=r"valid.jsonl:2, field 'label': expected 0 or 1, got None") as err:
         run_tfidf_baseline(broken, tmp_path / "out", 42, "mcc", None)
     assert "\n" not in str(err.value)
     assert not (tmp_path / "out").exists()  # nothing half-written
