@@ -2,6 +2,7 @@
 trunk on train only, the runs starting from it, and the errors around it."""
 import dataclasses
 import json
+import math
 import shutil
 
 import pytest
@@ -12,7 +13,7 @@ from streamguard.data.datasets import ProcessedData
 from streamguard.errors import CorruptFileError, StreamGuardError
 from streamguard.io import read_json, save_torch_atomic, write_json_atomic
 from streamguard.kinds import get_kind
-from streamguard.models.mlm import load_trunk, trunk_state
+from streamguard.models.mlm import MaskedLM, load_trunk, trunk_state
 from streamguard.runs.pretrain import META_FILE, WEIGHTS_FILE, pretrain, read_trunk
 from streamguard.train import engine
 
@@ -170,3 +171,38 @@ def test_a_corpus_that_is_not_a_directory_names_the_key(pretrained, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no c functions found"):
         read_corpus(tmp_path / "empty", "c", [], 10_000)
+
+
+def _nan_on(steps_to_poison):
+    """MaskedLM.forward whose training loss is NaN on the chosen steps (1-based), as a diverging run's is."""
+    forward = MaskedLM.forward
+    calls = []
+
+    def poisoned(self, *args):
+        loss, acc = forward(self, *args)
+        if self.training:
+            calls.append(1)
+            if steps_to_poison(len(calls)):
+                loss = loss * float("nan")
+        return loss, acc
+    return poisoned
+
+
+def test_non_finite_steps_are_skipped_not_applied(tmp_path, monkeypatch):
+    processed, cfg = make_processed(tmp_path, **{"pretrain.enabled": True, "pretrain.epochs": 2, "pretrain.batch_size": 8})
+    monkeypatch.setattr(MaskedLM, "forward", _nan_on(lambda step: step % 2 == 1))
+    meta = pretrain(cfg, processed, tmp_path / "pretrain")
+    per_epoch = -(-len(ProcessedData(processed).tokens("train")) // 8)
+    assert [row["skipped_steps"] for row in meta["history"][1:]] == [(per_epoch + 1) // 2, per_epoch // 2]
+    assert all(math.isfinite(row["train_loss"]) for row in meta["history"][1:])
+    trunk = read_trunk(tmp_path / "pretrain", _spec(cfg, processed))
+    assert all(torch.isfinite(t).all() for t in trunk.state.values())  # no NaN step reached the weights
+
+
+def test_a_run_whose_every_step_is_non_finite_stops_and_writes_no_trunk(tmp_path, monkeypatch):
+    processed, cfg = make_processed(tmp_path, **{"pretrain.enabled": True, "pretrain.epochs": 2, "pretrain.batch_size": 8})
+    monkeypatch.setattr(MaskedLM, "forward", _nan_on(lambda step: True))
+    with pytest.raises(StreamGuardError, match=r"pretraining diverged: every step of epoch 1 had a non-finite loss") as info:
+        pretrain(cfg, processed, tmp_path / "pretrain")
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "pretrain" / WEIGHTS_FILE).exists() and not (tmp_path / "pretrain" / META_FILE).exists()

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
+import math
 import pathlib
 import shutil
 from typing import Any, NamedTuple
@@ -33,7 +33,7 @@ from ..kinds import get_kind
 from ..models.mlm import MaskedLM, trunk_state
 from ..train.amp import Amp, resolve_amp
 from ..train.batches import batch_to_device, make_loader, resolve_device
-from ..train.optim import build_optimizer, build_scheduler
+from ..train.optim import build_optimizer, build_scheduler, scheduler_step
 from ..train.seeding import make_generator, seed_everything
 
 log = logging.getLogger("streamguard.runs")
@@ -135,11 +135,11 @@ def pretrain(cfg: Config, processed: str | pathlib.Path, out_dir: str | pathlib.
     total_steps = pc.epochs * len(train_loader)
     optimizer, _ = build_optimizer(model, pc.lr, pc.weight_decay)
     scheduler = build_scheduler(optimizer, total_steps, pc.warmup_ratio)
-    history = [{"epoch": 0, "train_loss": None, **{f"valid_{k}": v for k, v in
+    history = [{"epoch": 0, "train_loss": None, "skipped_steps": None, **{f"valid_{k}": v for k, v in
                                                    _evaluate(model, data, "valid", tokenizer, cfg, device, amp).items()}}]
     for epoch in range(1, pc.epochs + 1):
         model.train()
-        running, steps = 0.0, 0
+        running, steps, skipped = 0.0, 0, 0
         for batch in train_loader:
             batch = batch_to_device(batch, device)
             with amp.autocast():
@@ -147,14 +147,20 @@ def pretrain(cfg: Config, processed: str | pathlib.Path, out_dir: str | pathlib.
             optimizer.zero_grad(set_to_none=True)
             amp.backward(loss)
             amp.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), pc.max_grad_norm)
-            amp.step(optimizer)
-            amp.update()
-            scheduler.step()
-            running += float(loss.detach())
-            steps += 1
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), pc.max_grad_norm)
+            loss_v = float(loss.detach())
+            step_skipped = amp.step_if_finite(optimizer, math.isfinite(loss_v) and math.isfinite(float(norm)))
+            if step_skipped:
+                skipped += 1
+            else:
+                running, steps = running + loss_v, steps + 1
+            scheduler_step(scheduler, step_skipped)
+        if not steps:  # nothing learnt, and the next epoch would start from the same state: stop, write nothing
+            raise StreamGuardError(f"pretraining diverged: every step of epoch {epoch} had a non-finite loss or "
+                                   f"gradient ({skipped} skipped); lower pretrain.lr or set train.amp: off")
         valid = _evaluate(model, data, "valid", tokenizer, cfg, device, amp)
-        history.append({"epoch": epoch, "train_loss": running / max(steps, 1), **{f"valid_{k}": v for k, v in valid.items()}})
+        history.append({"epoch": epoch, "train_loss": running / steps, "skipped_steps": skipped,
+                        **{f"valid_{k}": v for k, v in valid.items()}})
         log.info("pretrain epoch %d/%d: train loss %.4f, valid loss %.4f, valid masked accuracy %.3f",
                  epoch, pc.epochs, history[-1]["train_loss"], valid["loss"], valid["accuracy"])
     blob = save_safetensors({k: v.cpu() for k, v in trunk_state(model.classifier).items()})

@@ -95,6 +95,19 @@ class Amp:
     def step(self, optimizer: torch.optim.Optimizer) -> None:
         self.scaler.step(optimizer)  # skips the step when unscale_ found inf/NaN gradients
 
+    def step_if_finite(self, optimizer: torch.optim.Optimizer, finite: bool) -> bool:
+        """Take the optimizer step unless it would apply inf/NaN; True when it was skipped.
+
+        With the scaler on, the scaler decides (and lowers its scale); without it (fp32, bf16) a
+        disabled scaler would step blindly, so `finite` (loss and gradient norm) decides.
+        """
+        if self.scaler.is_enabled():
+            self.step(optimizer)
+            return self.update()
+        if finite:
+            optimizer.step()
+        return not finite
+
     def update(self) -> bool:
         """Update the loss scale; True when the scaler skipped this step (the scale went down)."""
         if not self.scaler.is_enabled():

@@ -47,7 +47,6 @@ import os
 import pathlib
 import sys
 import time
-import warnings
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -64,7 +63,7 @@ from .batches import (Predictions, ShardedBatchSampler, batch_labels, batch_to_d
 from .checkpoint import CHECKPOINT_FILE, CHECKPOINT_FORMAT, load_best_weights, load_model_spec
 from .collapse import CollapseConfig, CollapseDetector
 from .metrics import METRIC_NAMES, choose_threshold, compute_metrics, empty_metrics
-from .optim import ParamGroupSpec, build_optimizer, build_scheduler
+from .optim import ParamGroupSpec, build_optimizer, build_scheduler, scheduler_step
 from .outputs import (RUN_LOG_FILE, EpochStats, RunInfo, RunResult, build_metadata, build_metrics, build_run_log,
                       git_commit, history_extra_columns, run_log_path, utc_now, write_history_csv)
 from .seeding import seed_everything
@@ -251,21 +250,9 @@ class Trainer:
             micro_losses, sizes, loss_v, norm_v, group_v = self._reduce_step(losses, sizes, total, group_norms)
         finite = math.isfinite(loss_v) and math.isfinite(norm_v)
         lr = self.base_lr()
-        if self.amp.scaler.is_enabled():
-            self.amp.step(self.optimizer)  # the scaler skips non-finite steps itself
-            skipped = self.amp.update()
-        elif finite:
-            self.optimizer.step()
-            skipped = False
-        else:
-            skipped = True
+        skipped = self.amp.step_if_finite(self.optimizer, finite)
         self.optimizer.zero_grad(set_to_none=True)
-        if skipped:
-            with warnings.catch_warnings():  # a skipped first step makes LambdaLR warn about the call order
-                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
-                self.scheduler.step()
-        else:
-            self.scheduler.step()
+        scheduler_step(self.scheduler, skipped)
         self.global_step += 1
         measured = None if (self.amp.scaler.is_enabled() and not math.isfinite(norm_v)) else norm_v
         # Per-group norms let the detector see one component (e.g. the fusion layer) stop learning.

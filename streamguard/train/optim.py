@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from typing import Callable, Iterable, Sequence
 
 import torch
@@ -111,3 +112,13 @@ def warmup_linear(total_steps: int, warmup_ratio: float) -> Callable[[int], floa
 def build_scheduler(optimizer: torch.optim.Optimizer, total_steps: int,
                     warmup_ratio: float) -> torch.optim.lr_scheduler.LambdaLR:
     return torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear(total_steps, warmup_ratio))
+
+
+def scheduler_step(scheduler: torch.optim.lr_scheduler.LRScheduler, step_skipped: bool) -> None:
+    """Advance the schedule by one optimizer step, also a skipped (non-finite) one."""
+    if not step_skipped:
+        scheduler.step()
+        return
+    with warnings.catch_warnings():  # a skipped first step makes LambdaLR warn about the call order
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
+        scheduler.step()
