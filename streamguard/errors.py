@@ -12,6 +12,11 @@ class ConfigError(StreamGuardError):
     """params.yaml or a config override is invalid."""
 
 
+def one_line(text: object) -> str:
+    """`text` (an exception, a message) on one line: every run of whitespace made one space."""
+    return " ".join(str(text).split())
+
+
 class DataError(StreamGuardError):
     """An input data file is missing or malformed."""
 

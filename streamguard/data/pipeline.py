@@ -29,7 +29,7 @@ from dataclasses import asdict
 import torch
 
 from ..config import Config
-from ..errors import DataError, StreamGuardError, WriteError
+from ..errors import DataError, StreamGuardError, WriteError, one_line
 from ..graphs.builder import build_statement_graph
 from ..graphs.features import GraphVocab, encode_graph, encode_graphs
 from ..graphs.languages import LANGUAGES
@@ -137,7 +137,7 @@ def prepare(cfg: Config, out_dir: str | pathlib.Path) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, StreamGuardError):
             raise
-        reason = " ".join(str(exc.strerror or exc).split())
+        reason = one_line(exc.strerror or exc)
         raise WriteError(f"{exc.filename or tmp}: {reason} (while preparing {out_dir})", exc.errno) from exc
     except BaseException:  # errors, Ctrl-C, SIGTERM (runner.guarded): the temp dir goes
         shutil.rmtree(tmp, ignore_errors=True)

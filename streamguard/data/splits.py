@@ -9,16 +9,12 @@ import os
 import pathlib
 from typing import Sequence
 
-from ..errors import DataError
+from ..errors import DataError, one_line
 from ..io import loads_strict
 
 # What a record must hold for each field a reader asks for.
 _FIELDS = {"label": (lambda v: v in (0, 1) and not isinstance(v, bool), "0 or 1"),
            "code": (lambda v: isinstance(v, str), "a string")}
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
 
 
 def read_split(path: str | os.PathLike, fields: Sequence[str] = ("label",)) -> list[tuple[int, dict]]:
@@ -33,7 +29,7 @@ def read_split(path: str | os.PathLike, fields: Sequence[str] = ("label",)) -> l
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read the split ({type(exc).__name__}: {_one_line(exc)})", path) from exc
+        raise DataError(f"cannot read the split ({type(exc).__name__}: {one_line(exc)})", path) from exc
     records = []
     for number, text in enumerate(lines, start=1):
         if not text.strip():
@@ -41,7 +37,7 @@ def read_split(path: str | os.PathLike, fields: Sequence[str] = ("label",)) -> l
         try:
             record = loads_strict(text)
         except ValueError as exc:
-            raise DataError(f"invalid JSON ({_one_line(exc)})", path, number) from None
+            raise DataError(f"invalid JSON ({one_line(exc)})", path, number) from None
         if not isinstance(record, dict):
             raise DataError("expected a JSON object", path, number)
         for name in fields:

@@ -32,9 +32,9 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from ..data.splits import read_split
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, one_line
 from ..train.metrics import flagged_fraction, pairwise_metrics, precision_at_top_k, vd_s
-from .runfiles import RunRecord, load_run, one_line, read_run_dir
+from .runfiles import RunRecord, load_run, read_run_dir
 from .stats import compare_sentence, mcnemar, outcome, paired_bootstrap_auc_diff
 
 PREDICTIONS_FILE = "test_predictions.npy"

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..errors import one_line
 from ..io import loads_strict
 
 METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "mcc")
@@ -32,10 +33,6 @@ class RunRecord:
     test: dict[str, float | None] | None = None
     history: pd.DataFrame | None = None
     history_note: str = "missing"  # ok | missing | unreadable: ...
-
-
-def one_line(text: object) -> str:
-    return " ".join(str(text).split())
 
 
 def _metric_in_range(name: str, value: float) -> bool:

@@ -148,8 +148,8 @@ def pretrain(cfg: Config, processed: str | pathlib.Path, out_dir: str | pathlib.
             amp.backward(loss)
             amp.unscale_(optimizer)
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), pc.max_grad_norm)
-            loss_v = float(loss.detach())
-            step_skipped = amp.step_if_finite(optimizer, math.isfinite(loss_v) and math.isfinite(float(norm)))
+            loss_v, norm_v = torch.stack([loss.detach().float(), norm.float()]).tolist()  # one host sync
+            step_skipped = amp.step_if_finite(optimizer, math.isfinite(loss_v) and math.isfinite(norm_v))
             if step_skipped:
                 skipped += 1
             else:
