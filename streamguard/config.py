@@ -81,6 +81,9 @@ class TokenizerConfig:
     vocab_size: int = bounded(2000, 300, 200_000)
     min_frequency: int = bounded(2, 1)
     max_length: int = bounded(256, 16, 8192)
+    # Windows of max_length tokens kept per function: a longer function is cut into up to this many
+    # consecutive windows, encoded one by one and pooled into one embedding (1: truncate as before).
+    max_windows: int = bounded(1, 1, 64)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,22 @@ def tiny_config(**overrides):
     return from_dict(apply_overrides({}, {**TINY, **overrides}), kinds=registry())
 
 
+def predicted_probs(outputs: pathlib.Path, processed: pathlib.Path, model: str, split: str = "test", seed: int = 42):
+    """What the engine's predict() gives the saved best weights of a run on a split, in sample order."""
+    from streamguard import runs
+    from streamguard.data.datasets import ProcessedData
+    from streamguard.train.checkpoint import CHECKPOINT_FILE, load_best_weights, load_model_spec
+    from streamguard.train.engine import predict
+
+    data = ProcessedData(processed)
+    kind = runs.get_kind(model)
+    ckpt = runs.run_dir(outputs, model, seed) / CHECKPOINT_FILE
+    net = runs.build_model(load_model_spec(ckpt))
+    net.load_state_dict(load_best_weights(ckpt))
+    loader = runs.make_loaders(kind, {split: kind.dataset(data, split)}, 8, 0, data.pad_id, False)[split]
+    return predict(net, loader, "cpu").probs
+
+
 def make_processed(root: pathlib.Path, **overrides) -> tuple[pathlib.Path, object]:
     cfg = tiny_config(**overrides)
     out = root / "processed"

@@ -13,6 +13,8 @@ from streamguard.cli import main
 from streamguard.data.identity import dataset_hash
 from streamguard.io import write_json_atomic
 
+from .fixtures import predicted_probs
+
 SOURCE_A = """
 #include <string.h>
 static int add(int a, int b) { return a + b; }
@@ -114,18 +116,8 @@ def test_scan_runs_from_a_copied_bundle_in_an_empty_directory(bundles, tree, tmp
 def test_scan_scores_a_function_as_predict_does_on_its_test_sample(fused, bundles, tmp_path, model):
     """scan re-encodes source text through the same code path as prepare: its probability for a test
     function equals the engine's predict() on that function's prepared sample."""
-    from streamguard.data.datasets import ProcessedData
-    from streamguard.train.checkpoint import CHECKPOINT_FILE, load_best_weights, load_model_spec
-    from streamguard.train.engine import predict
-
     processed, outputs = fused
-    data = ProcessedData(processed)
-    kind = runs.get_kind(model)
-    ckpt = runs.run_dir(outputs, model, 42) / CHECKPOINT_FILE
-    net = runs.build_model(load_model_spec(ckpt))
-    net.load_state_dict(load_best_weights(ckpt))
-    loader = runs.make_loaders(kind, {"test": kind.dataset(data, "test")}, 8, 0, data.pad_id, False)["test"]
-    expected = predict(net, loader, "cpu").probs
+    expected = predicted_probs(outputs, processed, model)
     records = [json.loads(line) for line in (processed / "splits" / "test.jsonl").read_text().splitlines()]
     picks = (0, 1, len(records) - 1)
     for i in picks:

@@ -2,6 +2,10 @@
 
 Token batches use dynamic padding (pad to the longest sequence in the batch) and length-grouped
 batches (similar lengths together), so little compute goes to padding.
+
+With `tokenizer.max_windows` > 1 a function's tokens come as a tuple of consecutive windows of
+`max_length` tokens; a batch then has one row per window and `window_owner` (the function of each
+row), and the transformer pools a function's windows into one embedding.
 """
 from __future__ import annotations
 
@@ -17,35 +21,50 @@ from ..errors import DataError
 from ..io import load_torch, read_json
 from .lexical import DIR as LEXICAL_DIR, load_logits
 from .splits import read_split
-from .tokenizer import load_tokenizer, token_offsets
+from .tokenizer import load_tokenizer, token_offsets, window_layout
+
+Tokens = torch.Tensor | tuple[torch.Tensor, ...]  # one function: its ids, or its windows' ids
+
+
+def split_windows(ids: torch.Tensor, window: int | None) -> Tokens:
+    """One function's ids as its consecutive windows (a tuple), or unchanged without windows."""
+    return ids if window is None else tuple(ids.split(window))
 
 
 class TokenDataset(Dataset):
-    """Item i -> (ids LongTensor [L_i], label)."""
+    """Item i -> (ids LongTensor [L_i], label), or (tuple of window ids, label) with `window`."""
 
-    def __init__(self, packed: dict):
+    def __init__(self, packed: dict, window: int | None = None):
         self.ids = packed["input_ids"]
         self.lengths = packed["lengths"]
         self.labels = packed["labels"]
         self.offsets = token_offsets(self.lengths)
+        self.window = window
 
     def __len__(self) -> int:
         return len(self.lengths)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, i: int) -> tuple[Tokens, int]:
         start = int(self.offsets[i])
-        return self.ids[start:start + int(self.lengths[i])].long(), int(self.labels[i])
+        ids = self.ids[start:start + int(self.lengths[i])].long()
+        return split_windows(ids, self.window), int(self.labels[i])
 
 
-def pad_tokens(seqs: Sequence[torch.Tensor], pad_id: int) -> dict:
-    """Pad to the longest sequence in the batch."""
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for row, s in enumerate(seqs):
+def pad_tokens(seqs: Sequence[Tokens], pad_id: int) -> dict:
+    """Pad to the longest sequence (or window) in the batch; windowed functions add `window_owner`."""
+    windowed = isinstance(seqs[0], tuple)
+    rows = [w for s in seqs for w in s] if windowed else seqs
+    width = max(len(s) for s in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for row, s in enumerate(rows):
         ids[row, :len(s)] = s
         mask[row, :len(s)] = 1
-    return {"input_ids": ids, "attention_mask": mask}
+    batch = {"input_ids": ids, "attention_mask": mask}
+    if windowed:
+        counts = torch.tensor([len(s) for s in seqs])
+        batch["window_owner"] = torch.repeat_interleave(torch.arange(len(seqs)), counts)
+    return batch
 
 
 class TokenCollator:
@@ -156,6 +175,11 @@ class ProcessedData:
     def pad_id(self) -> int:
         return int(self.meta["pad_id"])
 
+    @property
+    def window(self) -> int | None:
+        """Window length of the token sequences, None when each function is one sequence."""
+        return window_layout(self.meta)[1]
+
     def records(self, split: str, fields: Sequence[str] = ("label",)) -> list[dict]:
         """The split's normalized records (`splits/{split}.jsonl`, see data/splits.py), in tensor order."""
         return [record for _, record in read_split(self.root / "splits" / f"{split}.jsonl", fields)]
@@ -163,7 +187,7 @@ class ProcessedData:
     def tokens(self, split: str) -> TokenDataset:
         key = ("tokens", split)
         if key not in self._cache:
-            self._cache[key] = TokenDataset(load_torch(self.root / "tokens" / f"{split}.pt"))
+            self._cache[key] = TokenDataset(load_torch(self.root / "tokens" / f"{split}.pt"), self.window)
         return self._cache[key]
 
     def graphs(self, split: str) -> GraphStore:

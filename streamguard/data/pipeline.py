@@ -14,7 +14,7 @@ everything succeeded, so a failure or an interrupt never leaves a half-written `
     graphs/{split}.pt                 packed statement graphs (see graphs.store)
     graph_vocab.json                  node-feature vocabularies (train split only)
     lexical/                          TF-IDF + LR fit on train and its logit per function (see lexical.py)
-    prepare_meta.json                 settings that inference must reuse (max_length, max_nodes, language, ...)
+    prepare_meta.json                 settings that inference must reuse (max_length, max_windows, max_nodes, ...)
     dataset_stats.json                counts, duplicates, skips, parse failures, truncation, graph stats
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ from .checks import check_splits
 from .lexical import DIR as LEXICAL_DIR, LexicalModel, write_lexical
 from .sources import ReadStats, read_records
 from .swap import clean_stale, make_temp, replace_dir
-from .tokenizer import encode_split, load_tokenizer, train_bpe
+from .tokenizer import encode_split, load_tokenizer, train_bpe, window_layout
 
 log = logging.getLogger("streamguard.data")
 SPLITS = clean.SPLITS
@@ -164,10 +164,11 @@ def _prepare_into(cfg: Config, out: pathlib.Path) -> dict:
         tokenizer = train_bpe((r["code"] for r in splits["train"]), tk.vocab_size, tk.min_frequency)
     tokenizer.save_pretrained(str(out / "tokenizer"))
     stats["tokenizer"] = {"kind": tk.kind, "source": tk.pretrained or "bpe(train split)",
-                          "vocab_size": len(tokenizer), "max_length": tk.max_length}
+                          "vocab_size": len(tokenizer), "max_length": tk.max_length, "max_windows": tk.max_windows}
     trunc = {}
     for s in SPLITS:
-        enc = encode_split(tokenizer, [r["code"] for r in splits[s]], [r["label"] for r in splits[s]], tk.max_length)
+        enc = encode_split(tokenizer, [r["code"] for r in splits[s]], [r["label"] for r in splits[s]],
+                           tk.max_length * tk.max_windows)
         n_trunc = int(enc.pop("n_truncated"))
         trunc[s] = {"truncated": n_trunc, "rate": n_trunc / len(splits[s]),
                     "mean_length": float(enc["lengths"].float().mean())}
@@ -200,7 +201,7 @@ def _prepare_into(cfg: Config, out: pathlib.Path) -> dict:
         timings["lexical"] = round(time.perf_counter() - t, 3)
 
     write_json_atomic(out / "prepare_meta.json", {
-        "max_length": tk.max_length, "max_nodes": g.max_nodes, "max_stmt_tokens": g.max_stmt_tokens,
+        "max_length": tk.max_length, "max_windows": tk.max_windows, "max_nodes": g.max_nodes, "max_stmt_tokens": g.max_stmt_tokens,
         "pad_id": tokenizer.pad_token_id, "seed": cfg.seed, "language": g.language})
     stats["timings_s"] = timings
     return stats
@@ -214,6 +215,7 @@ class FunctionEncoder:
         if not (d / "prepare_meta.json").exists():
             raise DataError("not found; run the prepare stage first (dvc repro prepare)", d / "prepare_meta.json")
         self.meta = read_json(d / "prepare_meta.json")
+        self.max_tokens, self.window = window_layout(self.meta)
         self.tokenizer = load_tokenizer(d / "tokenizer")
         self.vocab = GraphVocab.from_dict(read_json(d / "graph_vocab.json"))
         self.language = self.meta.get("language", "c")  # data prepared before the setting existed is C
@@ -243,7 +245,7 @@ class FunctionEncoder:
         """Many functions at once (graphs in a process pool when the batch is large) ->
         (token ids per function, encoded graph tensors per function, the StatementGraphs)."""
         codes = [clean.normalize_code(c) for c in codes]
-        enc = encode_split(self.tokenizer, codes, [0] * len(codes), self.meta["max_length"])
+        enc = encode_split(self.tokenizer, codes, [0] * len(codes), self.max_tokens)
         ids = list(torch.split(enc["input_ids"].long(), enc["lengths"].tolist()))
         graphs = build_graphs(codes, self.meta["max_nodes"], workers=workers, min_parallel=min_parallel,
                               language=self.language, progress=False)

@@ -81,6 +81,13 @@ def encode_split(tokenizer: PreTrainedTokenizerFast, codes: list[str], labels: l
     }
 
 
+def window_layout(meta: dict) -> tuple[int, int | None]:
+    """(tokens kept per function, window length) from prepare_meta.json; the window is None when every
+    function is one sequence (max_windows 1, or data prepared before windows existed)."""
+    length, windows = int(meta["max_length"]), int(meta.get("max_windows", 1))
+    return length * windows, (length if windows > 1 else None)
+
+
 def token_offsets(lengths: torch.Tensor) -> torch.Tensor:
     """Start offset of each sequence in the flat id tensor."""
     return torch.cat([torch.zeros(1, dtype=torch.int64), torch.cumsum(lengths, 0)[:-1]])

@@ -75,14 +75,27 @@ class TransformerClassifier(nn.Module):
         return self.encoder(inputs_embeds=emb, position_ids=positions, attention_mask=mask).last_hidden_state
 
     def encode(self, batch: dict) -> torch.Tensor:
+        """[B, H] per function. A windowed batch (`window_owner`: the function of each row) pools all
+        of a function's windows at once, as if its tokens had been one sequence."""
         mask = batch["attention_mask"]
         states = self.states(batch["input_ids"], mask)
+        owner = batch.get("window_owner")
         if self.pooling == "max":
-            return states.masked_fill(~mask.bool().unsqueeze(-1), torch.finfo(states.dtype).min).max(1).values
+            pooled = states.masked_fill(~mask.bool().unsqueeze(-1), torch.finfo(states.dtype).min).max(1).values
+            if owner is None:
+                return pooled
+            index = owner.unsqueeze(-1).expand_as(pooled)
+            out = pooled.new_full((int(owner[-1]) + 1, pooled.shape[1]), torch.finfo(pooled.dtype).min)
+            return out.scatter_reduce(0, index, pooled, "amax")
         # Masked mean pooling: unlike the first-token state it depends on every token from the first
         # step, so a small encoder trained from scratch does not start out input-blind.
         weights = mask.unsqueeze(-1).to(states.dtype)
-        return (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        sums, counts = (states * weights).sum(1), weights.sum(1)
+        if owner is not None:
+            n = int(owner[-1]) + 1
+            sums = sums.new_zeros(n, sums.shape[1]).index_add(0, owner, sums)
+            counts = counts.new_zeros(n, 1).index_add(0, owner, counts)
+        return sums / counts.clamp(min=1.0)
 
     def forward(self, batch: dict) -> torch.Tensor:
         return self.head(self.encode(batch)).squeeze(-1)

@@ -26,7 +26,7 @@ from transformers import DataCollatorForLanguageModeling
 from ..config import Config
 from ..data.corpus import read_corpus
 from ..data.datasets import LengthGroupedBatchSampler, ProcessedData, TokenDataset
-from ..data.tokenizer import encode_split, load_tokenizer
+from ..data.tokenizer import encode_split, load_tokenizer, window_layout
 from ..errors import CorruptFileError, StreamGuardError
 from ..io import atomic_write, read_json, write_json_atomic
 from ..kinds import get_kind
@@ -56,7 +56,9 @@ class _Masking:
         self.collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mask_prob, seed=seed)
 
     def __call__(self, items: list) -> dict:
-        return self.collator([{"input_ids": ids} for ids, _label in items])
+        # Each window of a windowed function is a sequence of its own.
+        seqs = [w for ids, _label in items for w in (ids if isinstance(ids, tuple) else (ids,))]
+        return self.collator([{"input_ids": ids} for ids in seqs])
 
 
 def _with_corpus(cfg: Config, data: ProcessedData, tokenizer) -> tuple[TokenDataset, dict | None]:
@@ -66,13 +68,13 @@ def _with_corpus(cfg: Config, data: ProcessedData, tokenizer) -> tuple[TokenData
         return train, None
     held_out = [rec["code"] for split in ("valid", "test") for rec in data.records(split, ("code",))]
     codes, stats = read_corpus(cfg.pretrain.corpus, cfg.graph.language, held_out, cfg.data.max_code_chars)
-    extra = encode_split(tokenizer, codes, [0] * len(codes), int(data.meta["max_length"]))
+    extra = encode_split(tokenizer, codes, [0] * len(codes), window_layout(data.meta)[0])
     joined = {"input_ids": torch.cat([train.ids, extra["input_ids"].to(train.ids.dtype)]),
               "lengths": torch.cat([train.lengths, extra["lengths"]]),
               "labels": torch.cat([train.labels, extra["labels"]])}
     log.info("pretrain corpus %s: %d functions from %d files (%d dropped: equal to a valid or test function)",
              cfg.pretrain.corpus, stats.functions, stats.files, stats.dropped_in_valid_or_test)
-    return TokenDataset(joined), stats.to_dict()
+    return TokenDataset(joined, data.window), stats.to_dict()
 
 
 def _loader(ds: TokenDataset, tokenizer, cfg: Config, seed: int, shuffle: bool):

@@ -7,7 +7,7 @@ import torch
 from torch_geometric.data import Batch, Data
 
 from ..bundle import Bundle
-from ..data.datasets import pad_tokens
+from ..data.datasets import pad_tokens, split_windows
 from ..kinds import get_kind
 
 ENCODE_CHUNK = 2048  # functions encoded at a time: bounds the graphs held in memory
@@ -24,7 +24,8 @@ class Detector:
 
     @torch.inference_mode()
     def _forward(self, ids: Sequence[torch.Tensor], tensors: Sequence[dict], lexical: torch.Tensor | None) -> list[float]:
-        tokens = pad_tokens(ids, self.bundle.encoder.meta["pad_id"])
+        encoder = self.bundle.encoder
+        tokens = pad_tokens([split_windows(i, encoder.window) for i in ids], encoder.meta["pad_id"])
         graph = Batch.from_data_list([Data(**g, num_nodes=g["x_kind"].shape[0]) for g in tensors])
         logits = self.bundle.model(self.kind.batch(tokens, graph, lexical))
         return torch.sigmoid(logits.float()).tolist()

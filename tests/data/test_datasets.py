@@ -56,3 +56,18 @@ def test_truncation_keeps_the_end_token_and_counts(tmp_path):
     assert int(packed["input_ids"][31]) == tok.eos_token_id
     tok.save_pretrained(str(tmp_path / "tok"))
     assert load_tokenizer(tmp_path / "tok")("int a;")["input_ids"] == tok("int a;")["input_ids"]
+
+
+def test_windowed_items_split_a_function_into_consecutive_windows_and_batch_one_row_each():
+    tok = train_bpe(["int main() { return 0; }"] * 20, 300, 1)
+    long_code = "int x = " + " + ".join(f"v{i}" for i in range(200)) + ";"
+    packed = encode_split(tok, [long_code, "int a;"], [1, 0], 3 * 32)  # up to three windows of 32
+    ds = TokenDataset(packed, window=32)
+    windows, label = ds[0]
+    assert label == 1 and [len(w) for w in windows] == [32, 32, 32]
+    assert torch.equal(torch.cat(windows), TokenDataset(packed)[0][0])  # nothing lost, order kept
+    assert int(windows[-1][-1]) == tok.eos_token_id
+    batch = TokenCollator(tok.pad_token_id)([ds[1], ds[0]])
+    assert batch["input_ids"].shape == (4, 32)
+    assert batch["window_owner"].tolist() == [0, 1, 1, 1]
+    assert batch["attention_mask"][0].sum() == packed["lengths"][1]

@@ -65,6 +65,30 @@ def test_transformer_stem_numbers_positions_as_the_plain_encoder_does(processed)
     assert torch.allclose(stem[keep], plain[keep], atol=1e-5)
 
 
+@pytest.mark.parametrize("pooling", ["mean", "max"])
+def test_windowed_batches_pool_a_functions_windows_into_one_embedding(processed, pooling):
+    """Windows encode separately; pooling over a function's windows equals pooling over the
+    concatenation of their token states (what a one-window function gets)."""
+    data, cfg = processed
+    spec = get_kind("transformer").spec(cfg, data)
+    spec["transformer"]["pooling"] = pooling
+    model = build_model(spec).eval()
+    items = [data.tokens("train")[i] for i in range(3)]
+    windows = [tuple(ids.split(8)) for ids, _ in items]
+    batch = TokenCollator(data.pad_id)([(w, label) for w, (_, label) in zip(windows, items)])
+    assert batch["window_owner"].max() == 2 and len(batch["window_owner"]) > 3
+    with torch.no_grad():
+        pooled = model.encode(batch)
+        states = model.states(batch["input_ids"], batch["attention_mask"])
+    mask = batch["attention_mask"].bool()
+    for f in range(3):
+        rows = batch["window_owner"] == f
+        tokens = states[rows][mask[rows]]  # this function's token states, every window
+        expected = tokens.max(0).values if pooling == "max" else tokens.mean(0)
+        torch.testing.assert_close(pooled[f], expected)
+    assert model(batch).shape == (3,)
+
+
 @pytest.mark.parametrize("norm", ["batch", "layer"])
 def test_gnn_embedding_norm_before_the_head_trains_even_on_a_one_graph_batch(processed, norm):
     data, cfg = processed
