@@ -201,8 +201,8 @@ def _prepare_into(cfg: Config, out: pathlib.Path) -> dict:
         timings["lexical"] = round(time.perf_counter() - t, 3)
 
     write_json_atomic(out / "prepare_meta.json", {
-        "max_length": tk.max_length, "max_windows": tk.max_windows, "max_nodes": g.max_nodes, "max_stmt_tokens": g.max_stmt_tokens,
-        "pad_id": tokenizer.pad_token_id, "seed": cfg.seed, "language": g.language})
+        "max_length": tk.max_length, "max_windows": tk.max_windows, "max_nodes": g.max_nodes,
+        "max_stmt_tokens": g.max_stmt_tokens, "pad_id": tokenizer.pad_token_id, "seed": cfg.seed, "language": g.language})
     stats["timings_s"] = timings
     return stats
 
