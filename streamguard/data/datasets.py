@@ -31,6 +31,11 @@ def split_windows(ids: torch.Tensor, window: int | None) -> Tokens:
     return ids if window is None else tuple(ids.split(window))
 
 
+def token_rows(seqs: Sequence[Tokens]) -> list[torch.Tensor]:
+    """A batch's sequences: one per window of a windowed function, one per function otherwise."""
+    return [w for s in seqs for w in (s if isinstance(s, tuple) else (s,))]
+
+
 class TokenDataset(Dataset):
     """Item i -> (ids LongTensor [L_i], label), or (tuple of window ids, label) with `window`."""
 
@@ -53,7 +58,7 @@ class TokenDataset(Dataset):
 def pad_tokens(seqs: Sequence[Tokens], pad_id: int) -> dict:
     """Pad to the longest sequence (or window) in the batch; windowed functions add `window_owner`."""
     windowed = isinstance(seqs[0], tuple)
-    rows = [w for s in seqs for w in s] if windowed else seqs
+    rows = token_rows(seqs)
     width = max(len(s) for s in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)

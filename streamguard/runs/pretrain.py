@@ -25,7 +25,7 @@ from transformers import DataCollatorForLanguageModeling
 
 from ..config import Config
 from ..data.corpus import read_corpus
-from ..data.datasets import LengthGroupedBatchSampler, ProcessedData, TokenDataset
+from ..data.datasets import LengthGroupedBatchSampler, ProcessedData, TokenDataset, token_rows
 from ..data.tokenizer import encode_split, load_tokenizer, window_layout
 from ..errors import CorruptFileError, StreamGuardError
 from ..io import atomic_write, read_json, write_json_atomic
@@ -57,8 +57,7 @@ class _Masking:
 
     def __call__(self, items: list) -> dict:
         # Each window of a windowed function is a sequence of its own.
-        seqs = [w for ids, _label in items for w in (ids if isinstance(ids, tuple) else (ids,))]
-        return self.collator([{"input_ids": ids} for ids in seqs])
+        return self.collator([{"input_ids": ids} for ids in token_rows([ids for ids, _label in items])])
 
 
 def _with_corpus(cfg: Config, data: ProcessedData, tokenizer) -> tuple[TokenDataset, dict | None]:
