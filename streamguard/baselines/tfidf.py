@@ -12,8 +12,9 @@ import re
 from typing import Mapping, Sequence
 
 import numpy as np
+from scipy.special import expit
 
-from ..data.lexical import TOKEN_PATTERN, make_classifier, make_vectorizer
+from ..data.lexical import TOKEN_PATTERN, LexicalModel, make_vectorizer
 from ..errors import DataError
 
 _TOKEN_RE = re.compile(TOKEN_PATTERN)
@@ -36,15 +37,6 @@ def fit_predict(train_codes: Sequence[str], train_labels: Sequence[int],
         raise DataError(f"tfidf baseline: {len(train_codes)} training functions but {len(labels)} labels")
     if set(labels.tolist()) != {0, 1}:
         raise DataError(f"tfidf baseline: training labels must include both 0 and 1, got {sorted(set(labels.tolist()))}")
-    vec = make_vectorizer()
-    features = vec.fit_transform(list(train_codes))
-    clf = make_classifier(seed)
-    clf.fit(features, labels)
-    positive = list(clf.classes_).index(1)
-
-    def proba(codes: Sequence[str]) -> np.ndarray:
-        if len(codes) == 0:  # scikit-learn refuses zero-row input
-            return np.empty(0, dtype=np.float64)
-        return clf.predict_proba(vec.transform(list(codes)))[:, positive].astype(np.float64)
-
-    return {name: proba(codes) for name, codes in eval_codes.items()}
+    model = LexicalModel.fit(list(train_codes), labels, seed)
+    # P(vulnerable) is the logistic of the lexical view's logit: one fitted model, two readings.
+    return {name: expit(model.logits(list(codes))) for name, codes in eval_codes.items()}
