@@ -52,6 +52,12 @@ def test_fusion_trains_from_backbones_and_writes_leak_free_oof(trained, monkeypa
         held = set(np.flatnonzero(folds == k).tolist())
         assert held and not held & set(fit), f"fold {k} trained on its held-out samples"
         assert held | set(fit) == set(range(n_train))
+    # A group (a synthetic function and its patched twin) is held out together: no fold model saw the
+    # twin of a function it predicts.
+    groups = [r["group"] for r in ProcessedData(processed).records("train", fields=("group",))]
+    assert len(set(groups)) < len(groups)  # the data has twins, so the check below can fail
+    for g in set(groups):
+        assert len({int(folds[i]) for i, h in enumerate(groups) if h == g}) == 1, g
     metrics = read_json(d / "metrics.json")
     assert set(metrics["oof"]) >= {"accuracy", "f1", "roc_auc"}
     grads = read_json(d / "gradient_stats.json")

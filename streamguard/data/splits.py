@@ -14,7 +14,8 @@ from ..io import loads_strict
 
 # What a record must hold for each field a reader asks for.
 _FIELDS = {"label": (lambda v: v in (0, 1) and not isinstance(v, bool), "0 or 1"),
-           "code": (lambda v: isinstance(v, str), "a string")}
+           "code": (lambda v: isinstance(v, str), "a string"),
+           "group": (lambda v: isinstance(v, str), "a string")}
 
 
 def read_split(path: str | os.PathLike, fields: Sequence[str] = ("label",)) -> list[tuple[int, dict]]:

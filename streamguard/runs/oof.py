@@ -7,6 +7,7 @@ import numpy as np
 from torch.utils.data import Subset
 
 from ..config import Config
+from ..data.lexical import fold_ids
 from ..kinds import get_kind
 from ..train import engine
 from ..train.seeding import seed_everything
@@ -20,18 +21,16 @@ def out_of_fold(kind_name: str, cfg: Config, seed: int, data, spec: dict, hw, lr
 
     Each fold model is fresh (from the spec, not from the seed's trained backbones, which saw every
     training sample) and trained on the other folds; the official validation split drives its early
-    stopping, so the held-out fold is never used for any choice.
+    stopping, so the held-out fold is never used for any choice. The folds are the lexical view's
+    (stratified, a group such as a function and its patched twin in one fold), so no fold model has
+    seen the twin of a function it predicts.
     """
-    from sklearn.model_selection import StratifiedKFold
-
     kind = get_kind(kind_name)
     sec = getattr(cfg, kind_name)
     train_ds = kind.dataset(data, "train")
     labels = train_ds.labels.detach().cpu().numpy().copy()
-    folds = np.full(len(labels), -1, dtype=np.int64)
-    splitter = StratifiedKFold(n_splits=sec.oof_folds, shuffle=True, random_state=cfg.seed)
-    for k, (_, held) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
-        folds[held] = k
+    groups = [r["group"] for r in data.records("train", fields=("label", "group"))]
+    folds = fold_ids(labels, groups, sec.oof_folds, cfg.seed)
     probs = np.full(len(labels), np.nan, dtype=np.float64)
     for k in range(sec.oof_folds):
         fit_idx, held_idx = np.flatnonzero(folds != k).tolist(), np.flatnonzero(folds == k).tolist()
