@@ -7,11 +7,17 @@ result, `{paths.pretrain}/`, holds `trunk.safetensors` (the stem + encoder weigh
 `pretrain.json` (status, the trunk's architecture spec, settings, per-epoch history, sha256 of the
 weights). With `pretrain.enabled: false`, or with `transformer.pretrained` set (that checkpoint is the
 starting point), the stage writes only `pretrain.json` with `status: skipped` and the reason.
+
+After every epoch the unfinished run's state (weights, optimizer, schedule, scaler, history, RNG) is
+saved as `pretrain_state.pt` in the out directory; a later run with the same inputs resumes after that
+epoch and writes the same bytes as an uninterrupted one (each epoch's batch order and masks come from
+its own seed), and a finished run removes the file. A state saved for other inputs is discarded.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import math
 import pathlib
@@ -28,18 +34,20 @@ from ..data.corpus import read_corpus
 from ..data.datasets import LengthGroupedBatchSampler, ProcessedData, TokenDataset, token_rows
 from ..data.tokenizer import encode_split, load_tokenizer, window_layout
 from ..errors import CorruptFileError, StreamGuardError
-from ..io import atomic_write, read_json, write_json_atomic
+from ..data.identity import dataset_hash
+from ..io import atomic_write, load_torch, read_json, save_torch_atomic, write_json_atomic
 from ..kinds import get_kind
 from ..models.mlm import MaskedLM, trunk_state
 from ..train.amp import Amp, resolve_amp
 from ..train.batches import batch_to_device, make_loader, resolve_device
 from ..train.optim import build_optimizer, build_scheduler, scheduler_step
-from ..train.seeding import make_generator, seed_everything
+from ..train.seeding import capture_rng_state, make_generator, restore_rng_state, seed_everything
 
 log = logging.getLogger("streamguard.runs")
 
 WEIGHTS_FILE = "trunk.safetensors"
 META_FILE = "pretrain.json"
+STATE_FILE = "pretrain_state.pt"  # an unfinished run's state, resumed by the next run with the same inputs
 KIND = "transformer"  # the kind whose trunk is pretrained
 
 
@@ -82,6 +90,40 @@ def _loader(ds: TokenDataset, tokenizer, cfg: Config, seed: int, shuffle: bool):
     return make_loader(ds, None, batch_sampler=sampler, seed=seed, collate_fn=_Masking(tokenizer, pc.mask_prob, seed))
 
 
+def _epoch_seed(seed: int, epoch: int) -> int:
+    """Each training epoch's batch order and masks from a seed of its own, so a resumed run draws
+    exactly what an uninterrupted one would (valid masks use `seed + 1`)."""
+    return seed + 100 + epoch
+
+
+def _clear(out: pathlib.Path, keep: str | None) -> None:
+    """Empty the out directory (one DVC stage's: nothing of an earlier run may stay), sparing `keep`."""
+    if not out.exists():
+        return
+    for path in out.iterdir():
+        if path.name == keep:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def _saved_state(out: pathlib.Path, fingerprint: str) -> dict | None:
+    """The state an interrupted run with these inputs left in `out`; None when there is none or it
+    belongs to other inputs (then it is removed). A file that cannot be read is an error naming it."""
+    path = out / STATE_FILE
+    if not path.exists():
+        return None
+    state = load_torch(path)
+    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
+        log.info("pretrain: %s was saved for other inputs; starting over", path)
+        path.unlink()
+        return None
+    log.info("pretrain: resuming after epoch %d of %d (%s)", state["epoch"], state["epochs"], path)
+    return state
+
+
 def _skip_reason(cfg: Config) -> str | None:
     if cfg.transformer.pretrained:
         return "transformer.pretrained is set: the transformer starts from that checkpoint"
@@ -110,10 +152,9 @@ def _evaluate(model: MaskedLM, data, split, tokenizer, cfg, device, amp: Amp) ->
 def pretrain(cfg: Config, processed: str | pathlib.Path, out_dir: str | pathlib.Path) -> dict[str, Any]:
     """Pretrain the configured transformer's trunk on the training split; write `out_dir`; return its pretrain.json."""
     out = pathlib.Path(out_dir)
-    if out.exists():
-        shutil.rmtree(out)  # an out of one DVC stage: nothing of an earlier run may stay beside the new files
     reason = _skip_reason(cfg)
     if reason is not None:
+        _clear(out, keep=None)
         meta = {"status": "skipped", "reason": reason}
         write_json_atomic(out / META_FILE, meta)
         log.info("pretrain skipped: %s", reason)
@@ -132,16 +173,28 @@ def pretrain(cfg: Config, processed: str | pathlib.Path, out_dir: str | pathlib.
     model.to(device)
     amp = Amp(resolve_amp(device, cfg.train.amp))
     train_ds, corpus = _with_corpus(cfg, data, tokenizer)
-    train_loader = _loader(train_ds, tokenizer, cfg, cfg.seed, shuffle=True)
-    total_steps = pc.epochs * len(train_loader)
+    fingerprint = json.dumps({"spec": spec[KIND], "settings": dataclasses.asdict(pc), "seed": cfg.seed,
+                              "amp": cfg.train.amp, "data": dataset_hash(processed), "corpus": corpus},
+                             sort_keys=True)
+    state = _saved_state(out, fingerprint)
+    _clear(out, keep=STATE_FILE if state else None)
+    steps_per_epoch = len(_loader(train_ds, tokenizer, cfg, cfg.seed, shuffle=True))
     optimizer, _ = build_optimizer(model, pc.lr, pc.weight_decay)
-    scheduler = build_scheduler(optimizer, total_steps, pc.warmup_ratio)
-    history = [{"epoch": 0, "train_loss": None, "skipped_steps": None, **{f"valid_{k}": v for k, v in
-                                                   _evaluate(model, data, "valid", tokenizer, cfg, device, amp).items()}}]
-    for epoch in range(1, pc.epochs + 1):
+    scheduler = build_scheduler(optimizer, pc.epochs * steps_per_epoch, pc.warmup_ratio)
+    if state:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        amp.load_state_dict(state["scaler"])
+        restore_rng_state(state["rng"])
+        history = state["history"]
+    else:
+        history = [{"epoch": 0, "train_loss": None, "skipped_steps": None, **{f"valid_{k}": v for k, v in
+                                                       _evaluate(model, data, "valid", tokenizer, cfg, device, amp).items()}}]
+    for epoch in range(len(history), pc.epochs + 1):
         model.train()
         running, steps, skipped = 0.0, 0, 0
-        for batch in train_loader:
+        for batch in _loader(train_ds, tokenizer, cfg, _epoch_seed(cfg.seed, epoch), shuffle=True):
             batch = batch_to_device(batch, device)
             with amp.autocast():
                 loss, _acc = model(batch["input_ids"], batch["attention_mask"], batch["labels"])
@@ -164,6 +217,10 @@ def pretrain(cfg: Config, processed: str | pathlib.Path, out_dir: str | pathlib.
                         **{f"valid_{k}": v for k, v in valid.items()}})
         log.info("pretrain epoch %d/%d: train loss %.4f, valid loss %.4f, valid masked accuracy %.3f",
                  epoch, pc.epochs, history[-1]["train_loss"], valid["loss"], valid["accuracy"])
+        save_torch_atomic(out / STATE_FILE, {
+            "fingerprint": fingerprint, "epoch": epoch, "epochs": pc.epochs, "history": history,
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "scaler": amp.state_dict(), "rng": capture_rng_state()})
     blob = save_safetensors({k: v.cpu() for k, v in trunk_state(model.classifier).items()})
     with atomic_write(out / WEIGHTS_FILE, "wb") as fh:
         fh.write(blob)
@@ -171,6 +228,7 @@ def pretrain(cfg: Config, processed: str | pathlib.Path, out_dir: str | pathlib.
             "train_functions": len(data.tokens("train")), "corpus": corpus, "history": history,
             "sha256": hashlib.sha256(blob).hexdigest()}
     write_json_atomic(out / META_FILE, meta)
+    (out / STATE_FILE).unlink(missing_ok=True)  # finished: the out holds the trunk and its record only
     return meta
 
 
