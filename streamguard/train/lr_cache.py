@@ -2,9 +2,11 @@
 
 Public API
 ----------
-- ``cache_key(model_config, dataset_hash, seed, finder_settings=None) -> str``: sha256 of the
-  canonical JSON (sorted keys, no whitespace, strict) of those values. Pass the LR-finder settings
-  (steps, start/end LR, ...) as ``finder_settings`` so a changed sweep is a miss.
+- ``cache_key(model_config, dataset_hash, seed, finder_settings=None, code=None) -> str``: sha256 of
+  the canonical JSON (sorted keys, no whitespace, strict) of those values. Pass the LR-finder settings
+  (steps, start/end LR, ...) as ``finder_settings`` so a changed sweep is a miss. ``code`` defaults to
+  ``code_fingerprint()``, the sha256 of this package's Python sources: a curve measured by other model
+  or loop code is a miss, so a warm cache gives what a cold one would.
 - ``LRCache(cache_dir="training/cache/lr_finder", ttl_hours=168, clock=time.time)``:
   ``get(model_type, key) -> LRFinderResult | None``, ``put(model_type, key, result, meta=None)``,
   ``get_or_compute(model_type, model_config, dataset_hash, seed, compute, finder_settings=None)
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
 import hashlib
 import json
 import logging
@@ -45,10 +48,27 @@ _COUNTERS = ("hits", "misses", "expired", "corrupt", "writes")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
+_PACKAGE = pathlib.Path(__file__).resolve().parents[1]
+
+
+@functools.cache
+def code_fingerprint(root: pathlib.Path = _PACKAGE) -> str:
+    """sha256 over the relative paths and bytes of every `*.py` under `root` (the package).
+
+    Without it in the key, a warm cache hides a change to the model, the loss or the loop: the stage
+    reruns (DVC sees the code change) but gets the old curve back, and a fresh clone's cold cache
+    then reproduces other figures than the committed ones.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def cache_key(model_config: Mapping[str, Any], dataset_hash: str | None, seed: int,
-              finder_settings: Mapping[str, Any] | None = None) -> str:
+              finder_settings: Mapping[str, Any] | None = None, code: str | None = None) -> str:
     body = {"model_config": model_config, "dataset_hash": dataset_hash, "seed": int(seed),
-            "finder_settings": finder_settings or {}}
+            "finder_settings": finder_settings or {}, "code": code_fingerprint() if code is None else code}
     canonical = json.dumps(safe_jsonify(body), sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

@@ -8,7 +8,7 @@ import pytest
 
 from streamguard.errors import ConfigError
 from streamguard.io import read_json
-from streamguard.train.lr_cache import LRCache, cache_key, clear_entries, list_entries
+from streamguard.train.lr_cache import LRCache, cache_key, clear_entries, code_fingerprint, list_entries
 from streamguard.train.losses import make_loss
 from streamguard.train.lr_finder import LRFinderResult, find_lr, save_lr_outputs
 from streamguard.train.seeding import seed_everything
@@ -40,6 +40,22 @@ def test_key_is_canonical_and_sensitive():
     assert len({a, cache_key({"b": 2, "a": [1, 2]}, "md5-1", 42), cache_key({"b": 1, "a": [1, 2]}, "md5-2", 42),
                 cache_key({"b": 1, "a": [1, 2]}, "md5-1", 7),
                 cache_key({"b": 1, "a": [1, 2]}, "md5-1", 42, {"steps": 50})}) == 5
+
+
+def test_other_code_is_another_key(tmp_path):
+    """A curve measured by other model or loop code must not be served: the package's sources are in the key."""
+    tree = tmp_path / "pkg"
+    (tree / "models").mkdir(parents=True)
+    (tree / "models" / "net.py").write_text("WIDTH = 64\n")
+    (tree / "notes.txt").write_text("not code")
+    before = code_fingerprint.__wrapped__(tree)
+    (tree / "notes.txt").write_text("other text")  # only Python sources count
+    assert code_fingerprint.__wrapped__(tree) == before
+    (tree / "models" / "net.py").write_text("WIDTH = 65\n")
+    after = code_fingerprint.__wrapped__(tree)
+    assert after != before
+    assert cache_key(MODEL_CFG, "md5", 42, code=before) != cache_key(MODEL_CFG, "md5", 42, code=after)
+    assert cache_key(MODEL_CFG, "md5", 42) == cache_key(MODEL_CFG, "md5", 42, code=code_fingerprint())
 
 
 def test_rerun_with_nothing_changed_is_a_full_hit(tmp_path):
