@@ -208,36 +208,8 @@ def test_a_run_whose_every_step_is_non_finite_stops_and_writes_no_trunk(tmp_path
     assert not (tmp_path / "pretrain" / WEIGHTS_FILE).exists() and not (tmp_path / "pretrain" / META_FILE).exists()
 
 
-def test_an_interrupted_pretraining_resumes_to_the_same_bytes(tmp_path, monkeypatch, caplog):
-    processed, cfg = make_processed(tmp_path, **{"pretrain.enabled": True, "pretrain.epochs": 3, "pretrain.batch_size": 8})
-    whole = pretrain(cfg, processed, tmp_path / "whole")
-    assert not (tmp_path / "whole" / STATE_FILE).exists()  # a finished run leaves its trunk and record only
-
-    from streamguard.runs import pretrain as module
-    evaluate, calls = module._evaluate, []
-
-    def interrupted(*args, **kwargs):  # Ctrl-C while epoch 2 is scored (calls: epoch 0, 1, 2)
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return evaluate(*args, **kwargs)
-
-    monkeypatch.setattr(module, "_evaluate", interrupted)
-    out = tmp_path / "pretrain"
-    with pytest.raises(KeyboardInterrupt):
-        pretrain(cfg, processed, out)
-    assert sorted(p.name for p in out.iterdir()) == [STATE_FILE]  # no trunk, no record: only the state
-    monkeypatch.setattr(module, "_evaluate", evaluate)
-    with caplog.at_level("INFO", logger="streamguard.runs"):
-        again = pretrain(cfg, processed, out)
-    assert "resuming after epoch 1 of 3" in caplog.text
-    assert again == whole and read_json(out / META_FILE) == whole
-    assert (out / WEIGHTS_FILE).read_bytes() == (tmp_path / "whole" / WEIGHTS_FILE).read_bytes()
-    assert sorted(p.name for p in out.iterdir()) == sorted([WEIGHTS_FILE, META_FILE])
-
-
-def test_a_state_saved_for_other_inputs_is_not_resumed(tmp_path, monkeypatch, caplog):
-    processed, cfg = make_processed(tmp_path, **{"pretrain.enabled": True, "pretrain.epochs": 2, "pretrain.batch_size": 8})
+def _interrupt_third_evaluation(monkeypatch):
+    """Ctrl-C while epoch 2 is scored (evaluations: epoch 0, 1, 2); returns the undo."""
     from streamguard.runs import pretrain as module
     evaluate, calls = module._evaluate, []
 
@@ -248,9 +220,34 @@ def test_a_state_saved_for_other_inputs_is_not_resumed(tmp_path, monkeypatch, ca
         return evaluate(*args, **kwargs)
 
     monkeypatch.setattr(module, "_evaluate", interrupted)
+    return lambda: monkeypatch.setattr(module, "_evaluate", evaluate)
+
+
+def test_an_interrupted_pretraining_resumes_to_the_same_bytes(tmp_path, monkeypatch, caplog):
+    processed, cfg = make_processed(tmp_path, **{"pretrain.enabled": True, "pretrain.epochs": 3, "pretrain.batch_size": 8})
+    whole = pretrain(cfg, processed, tmp_path / "whole")
+    assert not (tmp_path / "whole" / STATE_FILE).exists()  # a finished run leaves its trunk and record only
+
+    undo = _interrupt_third_evaluation(monkeypatch)
+    out = tmp_path / "pretrain"
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(cfg, processed, out)
+    assert sorted(p.name for p in out.iterdir()) == [STATE_FILE]  # no trunk, no record: only the state
+    undo()
+    with caplog.at_level("INFO", logger="streamguard.runs"):
+        again = pretrain(cfg, processed, out)
+    assert "resuming after epoch 1 of 3" in caplog.text
+    assert again == whole and read_json(out / META_FILE) == whole
+    assert (out / WEIGHTS_FILE).read_bytes() == (tmp_path / "whole" / WEIGHTS_FILE).read_bytes()
+    assert sorted(p.name for p in out.iterdir()) == sorted([WEIGHTS_FILE, META_FILE])
+
+
+def test_a_state_saved_for_other_inputs_is_not_resumed(tmp_path, monkeypatch, caplog):
+    processed, cfg = make_processed(tmp_path, **{"pretrain.enabled": True, "pretrain.epochs": 2, "pretrain.batch_size": 8})
+    undo = _interrupt_third_evaluation(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         pretrain(cfg, processed, tmp_path / "pretrain")
-    monkeypatch.setattr(module, "_evaluate", evaluate)
+    undo()
     other = dataclasses.replace(cfg, pretrain=dataclasses.replace(cfg.pretrain, lr=cfg.pretrain.lr / 2))
     with caplog.at_level("INFO", logger="streamguard.runs"):
         meta = pretrain(other, processed, tmp_path / "pretrain")

@@ -32,9 +32,9 @@ from transformers import DataCollatorForLanguageModeling
 from ..config import Config
 from ..data.corpus import read_corpus
 from ..data.datasets import LengthGroupedBatchSampler, ProcessedData, TokenDataset, token_rows
+from ..data.identity import dataset_hash
 from ..data.tokenizer import encode_split, load_tokenizer, window_layout
 from ..errors import CorruptFileError, StreamGuardError
-from ..data.identity import dataset_hash
 from ..io import atomic_write, load_torch, read_json, save_torch_atomic, write_json_atomic
 from ..kinds import get_kind
 from ..models.mlm import MaskedLM, trunk_state
