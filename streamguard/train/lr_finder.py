@@ -26,8 +26,11 @@ the model's ``lr_range`` (transformer 1e-5..5e-5, GNN 1e-4..1e-3 in production).
 
 - ``high``: the steepest point lies inside the range and the smoothed loss fell by at least
   ``min_drop`` (5 %) of its starting value over the trimmed curve;
-- ``low``: the steepest point was clamped into the range, or the descent was weak (under
-  ``min_drop``: the curve is noise, and the LR is then the geometric mean of the range);
+- ``low``: the steepest point lay outside the range but within ``MAX_CLAMP_DECADES`` (1) of it and was
+  clamped to the nearer end; it lay farther out, where a curve says nothing about the range (on the
+  quick data the point sat at 1e-6 to 3e-6, where the loss has not moved yet, and clamping it to
+  ``lr_min`` halved the GNN's LR), so the LR is the geometric mean of the range; or the descent was
+  weak (under ``min_drop``: the curve is noise, and the LR is again the geometric mean);
 - ``fallback``: the curve is unusable (fewer than 5 points after trimming, no finite points or no
   descending segment); the LR is then the geometric mean of the range.
 """
@@ -60,6 +63,7 @@ CURVE_CSV = "lr_curve.csv"
 CURVE_PNG = "lr_curve.png"
 RECOMMENDED_JSON = "recommended_lr.json"
 MIN_POINTS = 5
+MAX_CLAMP_DECADES = 1.0  # a steepest point farther outside the range than this is not clamped to it
 # Part of the LR-cache key: results cached under an earlier suggestion rule are not reused.
 SUGGESTION_RULE = "valley-steepest-centred-v2"
 
@@ -136,7 +140,10 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float], lr_range: tuple[fl
                                       "geometric mean of range")
     suggestion = min(max(raw, lo), hi)
     if suggestion != raw:
-        return suggestion, raw, "low", f"steepest descent at {raw:.3g} lies outside [{lo:.3g}, {hi:.3g}]; clamped"
+        where = f"steepest descent at {raw:.3g} lies outside [{lo:.3g}, {hi:.3g}]"
+        if abs(math.log10(raw / suggestion)) > MAX_CLAMP_DECADES:
+            return fallback, raw, "low", f"{where} by over {MAX_CLAMP_DECADES:g} decade; geometric mean of range"
+        return suggestion, raw, "low", f"{where}; clamped"
     return suggestion, raw, "high", f"steepest descent inside the range; loss fell {drop:.1%}"
 
 

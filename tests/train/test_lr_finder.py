@@ -107,8 +107,14 @@ def test_suggestion_rules_on_synthetic_curves():
     lrs, loss = _curve(3e-4)
     lr, raw, conf, _ = suggest_lr(lrs, loss, (1e-4, 1e-3))
     assert conf == "high" and lr == raw and 2e-4 < lr < 5e-4
-    lr, raw, conf, reason = suggest_lr(lrs, loss, (1e-5, 5e-5))  # the steep part is above the range
-    assert conf == "low" and lr == 5e-5 and raw > 5e-5 and "clamped" in reason
+    lr, raw, conf, reason = suggest_lr(lrs, loss, (1e-4, 2e-4))  # the steep part is just above the range
+    assert conf == "low" and lr == 2e-4 and raw > 2e-4 and "clamped" in reason
+    lr, raw, conf, reason = suggest_lr(lrs, loss, (1e-6, 5e-6))  # ... and over a decade above it
+    assert conf == "low" and lr == pytest.approx(math.sqrt(1e-6 * 5e-6)) and raw > 5e-5 and "decade" in reason
+    lr, raw, conf, reason = suggest_lr(lrs, loss, (5e-3, 1e-2))  # over a decade below: not clamped either
+    assert conf == "low" and lr == pytest.approx(math.sqrt(5e-3 * 1e-2)) and raw < 5e-4 and "decade" in reason
+    lr, raw, conf, reason = suggest_lr(lrs, loss, (1e-3, 2e-3))  # within a decade below: the lower end
+    assert conf == "low" and lr == 1e-3 and raw < 1e-3 and "clamped" in reason
     flat = np.full(100, 0.7)
     assert suggest_lr(lrs, flat, (1e-5, 5e-5))[2] == "fallback"
     lr, raw, conf, _ = suggest_lr(lrs[:12], loss[:12], (1e-4, 1e-2))  # too short after trimming
