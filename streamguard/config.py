@@ -84,6 +84,9 @@ class TokenizerConfig:
     # Windows of max_length tokens kept per function: a longer function is cut into up to this many
     # consecutive windows, encoded one by one and pooled into one embedding (1: truncate as before).
     max_windows: int = bounded(1, 1, 64)
+    # Each token also carries its statement's taint flags (source, sink, sanitizer, tainted) from the
+    # statement graph, as a 4-bit tag the transformer embeds next to the token (README, ablation).
+    flow_tags: bool = True
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,7 @@ def test_interrupt_during_graph_building_exits_promptly_and_cleans_up(prepared, 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:  # the pool is up: graphs are being built
         workers = _children(proc.pid)
-        if len(workers) >= 2 and list(data.glob(".processed.tmp-*/tokens/test.pt")):
+        if len(workers) >= 2 and list(data.glob(".processed.tmp-*/tokenizer/tokenizer.json")):
             break
         time.sleep(0.02)
     assert proc.poll() is None and len(workers) >= 2, "prepare finished before the pool was seen"

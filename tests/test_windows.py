@@ -40,7 +40,7 @@ def test_prepare_keeps_up_to_max_windows_windows_and_records_them(windowed):
     lengths = data.tokens("train").lengths
     assert lengths.max() == WINDOW * WINDOWS and (lengths > WINDOW).float().mean() > 0.5
     windows, _ = data.tokens("train")[int(lengths.argmax())]
-    assert [len(w) for w in windows] == [WINDOW] * WINDOWS
+    assert [w.shape[-1] for w in windows] == [WINDOW] * WINDOWS
     stats = json.loads((processed / "dataset_stats.json").read_text())
     assert stats["tokenizer"]["max_windows"] == WINDOWS
 

@@ -3,6 +3,8 @@
 Token batches use dynamic padding (pad to the longest sequence in the batch) and length-grouped
 batches (similar lengths together), so little compute goes to padding.
 
+A function's tokens are its ids `[L]`, or, where prepare wrote flow tags (`tokenizer.flow_tags`), ids
+and tags stacked `[2, L]`; a batch then also holds `flow_tags` `[B, L]` (0 on padding).
 With `tokenizer.max_windows` > 1 a function's tokens come as a tuple of consecutive windows of
 `max_length` tokens; a batch then has one row per window and `window_owner` (the function of each
 row), and the transformer pools a function's windows into one embedding.
@@ -16,19 +18,25 @@ import torch
 from torch.utils.data import Dataset, Sampler
 from torch_geometric.data import Batch
 
+from ..graphs.features import FLOW_TAG_VALUES
 from ..graphs.store import GraphStore
 from ..errors import DataError
 from ..io import load_torch, read_json
 from .lexical import DIR as LEXICAL_DIR, load_logits
 from .splits import read_split
-from .tokenizer import load_tokenizer, token_offsets, window_layout
+from .tokenizer import function_tokens, load_tokenizer, token_offsets, window_layout
 
-Tokens = torch.Tensor | tuple[torch.Tensor, ...]  # one function: its ids, or its windows' ids
+Tokens = torch.Tensor | tuple[torch.Tensor, ...]  # one function: its tokens, or its windows' tokens
 
 
-def split_windows(ids: torch.Tensor, window: int | None) -> Tokens:
-    """One function's ids as its consecutive windows (a tuple), or unchanged without windows."""
-    return ids if window is None else tuple(ids.split(window))
+def split_windows(tokens: torch.Tensor, window: int | None) -> Tokens:
+    """One function's tokens as its consecutive windows (a tuple), or unchanged without windows."""
+    return tokens if window is None else tuple(tokens.split(window, dim=-1))
+
+
+def token_ids(row: torch.Tensor) -> torch.Tensor:
+    """The ids `[L]` of one sequence, with or without flow tags."""
+    return row[0] if row.dim() == 2 else row
 
 
 def token_rows(seqs: Sequence[Tokens]) -> list[torch.Tensor]:
@@ -37,9 +45,10 @@ def token_rows(seqs: Sequence[Tokens]) -> list[torch.Tensor]:
 
 
 class TokenDataset(Dataset):
-    """Item i -> (ids LongTensor [L_i], label), or (tuple of window ids, label) with `window`."""
+    """Item i -> (tokens LongTensor [L_i] or [2, L_i], label), or (tuple of windows, label) with `window`."""
 
     def __init__(self, packed: dict, window: int | None = None):
+        self.packed = packed
         self.ids = packed["input_ids"]
         self.lengths = packed["lengths"]
         self.labels = packed["labels"]
@@ -50,22 +59,28 @@ class TokenDataset(Dataset):
         return len(self.lengths)
 
     def __getitem__(self, i: int) -> tuple[Tokens, int]:
-        start = int(self.offsets[i])
-        ids = self.ids[start:start + int(self.lengths[i])].long()
-        return split_windows(ids, self.window), int(self.labels[i])
+        tokens = function_tokens(self.packed, int(self.offsets[i]), int(self.lengths[i]))
+        return split_windows(tokens, self.window), int(self.labels[i])
 
 
 def pad_tokens(seqs: Sequence[Tokens], pad_id: int) -> dict:
     """Pad to the longest sequence (or window) in the batch; windowed functions add `window_owner`."""
     windowed = isinstance(seqs[0], tuple)
     rows = token_rows(seqs)
-    width = max(len(s) for s in rows)
+    tagged = rows[0].dim() == 2
+    width = max(s.shape[-1] for s in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
+    tags = torch.zeros((len(rows), width), dtype=torch.long) if tagged else None
     for row, s in enumerate(rows):
-        ids[row, :len(s)] = s
-        mask[row, :len(s)] = 1
+        n = s.shape[-1]
+        ids[row, :n] = token_ids(s)
+        mask[row, :n] = 1
+        if tagged:
+            tags[row, :n] = s[1]
     batch = {"input_ids": ids, "attention_mask": mask}
+    if tagged:
+        batch["flow_tags"] = tags
     if windowed:
         counts = torch.tensor([len(s) for s in seqs])
         batch["window_owner"] = torch.repeat_interleave(torch.arange(len(seqs)), counts)
@@ -179,6 +194,11 @@ class ProcessedData:
     @property
     def pad_id(self) -> int:
         return int(self.meta["pad_id"])
+
+    @property
+    def flow_tag_values(self) -> int:
+        """How many flow-tag values the token view has (0: prepared without flow tags)."""
+        return FLOW_TAG_VALUES if self.meta.get("flow_tags") else 0
 
     @property
     def window(self) -> int | None:

@@ -10,7 +10,7 @@ everything succeeded, so a failure or an interrupt never leaves a half-written `
 
     splits/{train,valid,test}.jsonl   normalized records
     tokenizer/                        Hugging Face fast tokenizer (save_pretrained)
-    tokens/{split}.pt                 flat int32 ids + lengths + labels
+    tokens/{split}.pt                 flat int32 ids + lengths + labels (+ uint8 flow tags)
     graphs/{split}.pt                 packed statement graphs (see graphs.store)
     graph_vocab.json                  node-feature vocabularies (train split only)
     lexical/                          TF-IDF + LR fit on train and its logit per function (see lexical.py)
@@ -31,7 +31,7 @@ import torch
 from ..config import Config
 from ..errors import DataError, StreamGuardError, WriteError, one_line
 from ..graphs.builder import build_statement_graph
-from ..graphs.features import GraphVocab, encode_graph, encode_graphs
+from ..graphs.features import GraphVocab, encode_graph, encode_graphs, line_flow_tags
 from ..graphs.languages import LANGUAGES
 from ..graphs.parallel import build_graphs
 from ..graphs.store import graph_statistics, pack_graphs
@@ -41,7 +41,7 @@ from .checks import check_splits
 from .lexical import DIR as LEXICAL_DIR, LexicalModel, write_lexical
 from .sources import ReadStats, read_records
 from .swap import clean_stale, make_temp, replace_dir
-from .tokenizer import encode_split, load_tokenizer, train_bpe, window_layout
+from .tokenizer import encode_split, function_tokens, load_tokenizer, token_offsets, train_bpe, window_layout
 
 log = logging.getLogger("streamguard.data")
 SPLITS = clean.SPLITS
@@ -164,23 +164,30 @@ def _prepare_into(cfg: Config, out: pathlib.Path) -> dict:
         tokenizer = train_bpe((r["code"] for r in splits["train"]), tk.vocab_size, tk.min_frequency)
     tokenizer.save_pretrained(str(out / "tokenizer"))
     stats["tokenizer"] = {"kind": tk.kind, "source": tk.pretrained or "bpe(train split)",
-                          "vocab_size": len(tokenizer), "max_length": tk.max_length, "max_windows": tk.max_windows}
-    trunc = {}
-    for s in SPLITS:
-        enc = encode_split(tokenizer, [r["code"] for r in splits[s]], [r["label"] for r in splits[s]],
-                           tk.max_length * tk.max_windows)
-        n_trunc = int(enc.pop("n_truncated"))
-        trunc[s] = {"truncated": n_trunc, "rate": n_trunc / len(splits[s]),
-                    "mean_length": float(enc["lengths"].float().mean())}
-        save_torch_atomic(out / "tokens" / f"{s}.pt", enc)
-    stats["truncation"] = trunc
-    timings["tokenize"] = round(time.perf_counter() - t, 3)
+                          "vocab_size": len(tokenizer), "max_length": tk.max_length, "max_windows": tk.max_windows,
+                          "flow_tags": tk.flow_tags}
+    tokenizer_s = time.perf_counter() - t
 
+    # Graphs before tokens: the flow tags of the token view come from the statement graphs.
     t = time.perf_counter()
     g = cfg.graph
     graphs = {s: build_graphs([r["code"] for r in splits[s]], g.max_nodes, workers=g.workers, language=g.language)
               for s in SPLITS}
     timings["build_graphs"] = round(time.perf_counter() - t, 3)
+
+    t = time.perf_counter()
+    trunc = {}
+    for s in SPLITS:
+        line_tags = [line_flow_tags(graph) for graph in graphs[s]] if tk.flow_tags else None
+        enc = encode_split(tokenizer, [r["code"] for r in splits[s]], [r["label"] for r in splits[s]],
+                           tk.max_length * tk.max_windows, line_tags)
+        n_trunc = int(enc.pop("n_truncated"))
+        trunc[s] = {"truncated": n_trunc, "rate": n_trunc / len(splits[s]),
+                    "mean_length": float(enc["lengths"].float().mean())}
+        save_torch_atomic(out / "tokens" / f"{s}.pt", enc)
+    stats["truncation"] = trunc
+    timings["tokenize"] = round(tokenizer_s + time.perf_counter() - t, 3)
+
     t = time.perf_counter()
     vocab = GraphVocab.fit(graphs["train"], min_freq=g.min_feature_freq)
     write_json_atomic(out / "graph_vocab.json", vocab.to_dict())
@@ -201,7 +208,7 @@ def _prepare_into(cfg: Config, out: pathlib.Path) -> dict:
         timings["lexical"] = round(time.perf_counter() - t, 3)
 
     write_json_atomic(out / "prepare_meta.json", {
-        "max_length": tk.max_length, "max_windows": tk.max_windows, "max_nodes": g.max_nodes,
+        "max_length": tk.max_length, "max_windows": tk.max_windows, "flow_tags": tk.flow_tags, "max_nodes": g.max_nodes,
         "max_stmt_tokens": g.max_stmt_tokens, "pad_id": tokenizer.pad_token_id, "seed": cfg.seed, "language": g.language})
     stats["timings_s"] = timings
     return stats
@@ -236,19 +243,21 @@ class FunctionEncoder:
         return torch.from_numpy(self._lexical.logits([clean.normalize_code(c) for c in codes])).float()
 
     def encode(self, code: str) -> tuple[torch.Tensor, dict, bool]:
-        """-> (token ids [L], encoded graph tensors, parse_ok)."""
+        """-> (tokens ([L] ids, or [2, L] with flow tags), encoded graph tensors, parse_ok)."""
         ids, tensors, graphs = self.encode_many([code], workers=1)
         return ids[0], tensors[0], graphs[0].parse_ok
 
     def encode_many(self, codes: list[str], workers: int | None = None,
                     min_parallel: int = 2000) -> tuple[list[torch.Tensor], list[dict], list]:
-        """Many functions at once (graphs in a process pool when the batch is large) ->
-        (token ids per function, encoded graph tensors per function, the StatementGraphs)."""
+        """Many functions at once (graphs in a process pool when the batch is large) -> (tokens per
+        function as `function_tokens` gives them, encoded graph tensors per function, the StatementGraphs)."""
         codes = [clean.normalize_code(c) for c in codes]
-        enc = encode_split(self.tokenizer, codes, [0] * len(codes), self.max_tokens)
-        ids = list(torch.split(enc["input_ids"].long(), enc["lengths"].tolist()))
         graphs = build_graphs(codes, self.meta["max_nodes"], workers=workers, min_parallel=min_parallel,
                               language=self.language, progress=False)
+        line_tags = [line_flow_tags(graph) for graph in graphs] if self.meta.get("flow_tags") else None
+        enc = encode_split(self.tokenizer, codes, [0] * len(codes), self.max_tokens, line_tags)
+        starts = token_offsets(enc["lengths"]).tolist()
+        ids = [function_tokens(enc, start, n) for start, n in zip(starts, enc["lengths"].tolist())]
         backend = self.tokenizer.backend_tokenizer
         tensors = encode_graphs(graphs, self.vocab, lambda t: backend.encode(t, add_special_tokens=False).ids,
                                 self.meta["max_stmt_tokens"], pad_id=self.meta["pad_id"])

@@ -4,7 +4,7 @@ Each statement node is described by
 - its kind (`graph.STMT_KINDS`, a closed set: the kind vocabulary is fixed, not fitted);
 - a bag of abstract features in one joint vocabulary: `api:<callee>`, `op:<operator>`,
   `lit:<literal kind>`, `type:<type name>` (APIs first, so they survive the slot limit);
-- four flags: source, sink, sanitizer, tainted;
+- four flags: source, sink, sanitizer, tainted (also the token view's flow tags, `line_flow_tags`);
 - the token ids of its text (from the caller's tokenizer) and its nesting depth.
 
 `GraphVocab.fit(train_graphs, min_freq, max_size)` counts each feature once per node, keeps those
@@ -38,7 +38,23 @@ PAD, UNK = "<pad>", "<unk>"
 CATEGORIES = ("api", "op", "lit", "type")  # feature prefixes, in slot priority order
 PAD_ID, UNK_ID = 0, 1
 FLAG_NAMES = ("source", "sink", "sanitizer", "tainted")
+FLOW_TAG_VALUES = 1 << len(FLAG_NAMES)  # a flow tag: bit i set when flag i holds (0: none)
 VOCAB_VERSION = 1
+
+
+def node_flags(node: StmtNode) -> tuple[bool, bool, bool, bool]:
+    """The node's FLAG_NAMES, in order."""
+    return node.is_source, node.is_sink, node.is_sanitizer, node.is_tainted
+
+
+def line_flow_tags(graph: StatementGraph) -> dict[int, int]:
+    """1-based line -> flow tag of the statements that start on it (their flags OR-ed). Statements the
+    node cap dropped have none, nor do lines inside a statement that starts earlier."""
+    tags: dict[int, int] = {}
+    for node in graph.nodes:
+        tag = sum(bit << i for i, bit in enumerate(node_flags(node)))
+        tags[node.line] = tags.get(node.line, 0) | tag
+    return tags
 
 
 def node_features(node: StmtNode) -> list[str]:
@@ -172,7 +188,7 @@ def encode_graph(
         rows += [PAD_ID] * (k - len(ids))
         rows += toks
         rows += [pad_id] * (t_len - len(toks))
-        flags += (node.is_source, node.is_sink, node.is_sanitizer, node.is_tainted)
+        flags += node_flags(node)
     m = torch.tensor(rows, dtype=torch.long).view(len(nodes), 2 + k + t_len)
     e = torch.tensor([x for edge in graph.edges for x in edge], dtype=torch.long).view(-1, 3)
     return {

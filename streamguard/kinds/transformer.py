@@ -52,14 +52,15 @@ class TransformerKind(ModelKind):
         return {"vocab_size": data.vocab_size(), "pad_id": data.pad_id, "max_length": data.meta["max_length"],
                 "hidden_size": t.hidden_size, "num_layers": t.num_layers, "num_heads": t.num_heads,
                 "intermediate_size": t.intermediate_size, "dropout": t.dropout, "pretrained": t.pretrained,
-                "conv_kernel": t.conv_kernel, "pooling": t.pooling}
+                "conv_kernel": t.conv_kernel, "pooling": t.pooling, "flow_tags": data.flow_tag_values}
 
     def build_branch(self, s: dict) -> TransformerClassifier:
         enc = build_encoder(s["vocab_size"], s["pad_id"], s["max_length"], s["hidden_size"], s["num_layers"],
                             s["num_heads"], s["intermediate_size"], s["dropout"], s["pretrained"],
                             s.get("hf_config"))
-        # Specs written before the stem and the pooling choice existed: no stem, mean pooling.
-        return TransformerClassifier(enc, s["dropout"], s.get("conv_kernel", 0), s.get("pooling", "mean"))
+        # Specs written before the stem, the pooling choice and flow tags existed: none, mean pooling.
+        return TransformerClassifier(enc, s["dropout"], s.get("conv_kernel", 0), s.get("pooling", "mean"),
+                                     s.get("flow_tags", 0))
 
     def spec(self, cfg, data) -> dict:
         return {"kind": self.name, "transformer": self.branch_spec(cfg.transformer, data)}

@@ -48,9 +48,15 @@ class TransformerClassifier(nn.Module):
     of tokens, and the vulnerable and patched twins share almost all their tokens: on the quick data
     neither the stem nor max pooling alone moved it off chance, both together did (README, ablation).
     Max pooling keeps the few positions where twins differ from being averaged away.
+
+    `flow_tags` > 0 adds an embedding of each token's flow tag (its statement's taint flags, one of
+    `flow_tags` values; the batch's `flow_tags`) to the token embeddings, as GraphCodeBERT feeds data
+    flow to its encoder: what a variable carries is then part of the input, not something 960
+    functions must teach the model to track.
     """
 
-    def __init__(self, encoder: nn.Module, dropout: float = 0.1, conv_kernel: int = 0, pooling: str = "mean"):
+    def __init__(self, encoder: nn.Module, dropout: float = 0.1, conv_kernel: int = 0, pooling: str = "mean",
+                 flow_tags: int = 0):
         super().__init__()
         if pooling not in ("mean", "max"):
             raise ValueError(f"unknown pooling {pooling!r}")
@@ -59,15 +65,23 @@ class TransformerClassifier(nn.Module):
         self.out_dim = hidden
         self.pooling = pooling
         self.conv = nn.Conv1d(hidden, hidden, conv_kernel, padding=conv_kernel // 2) if conv_kernel else None
+        self.tag_embeddings = nn.Embedding(flow_tags, hidden) if flow_tags else None
+        if self.tag_embeddings is not None:  # on the scale of the encoder's own embeddings
+            nn.init.normal_(self.tag_embeddings.weight, std=getattr(encoder.config, "initializer_range", 0.02))
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.Tanh(), nn.Dropout(dropout), nn.Linear(hidden, 1))
 
-    def states(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Token states [B, L, H] of the trunk (stem + encoder); masked pretraining reads them too."""
-        if self.conv is None:
+    def states(self, ids: torch.Tensor, mask: torch.Tensor, tags: torch.Tensor | None = None) -> torch.Tensor:
+        """Token states [B, L, H] of the trunk (tag embeddings + stem + encoder); masked pretraining
+        reads them too (without tags)."""
+        tags = tags if self.tag_embeddings is not None else None
+        if self.conv is None and tags is None:
             return self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
         emb = self.encoder.get_input_embeddings()(ids)
+        if tags is not None:
+            emb = emb + self.tag_embeddings(tags)
         keep = mask.unsqueeze(-1).to(emb.dtype)
-        emb = emb + self.conv((emb * keep).transpose(1, 2)).transpose(1, 2) * keep
+        if self.conv is not None:
+            emb = emb + self.conv((emb * keep).transpose(1, 2)).transpose(1, 2) * keep
         # With inputs_embeds RoBERTa numbers positions 0..L-1 regardless of padding; number them as
         # it does from input_ids (pad_id + 1 onwards, pad positions at pad_id) so both paths agree.
         pad = self.encoder.config.pad_token_id
@@ -78,7 +92,7 @@ class TransformerClassifier(nn.Module):
         """[B, H] per function. A windowed batch (`window_owner`: the function of each row) pools all
         of a function's windows at once, as if its tokens had been one sequence."""
         mask = batch["attention_mask"]
-        states = self.states(batch["input_ids"], mask)
+        states = self.states(batch["input_ids"], mask, batch.get("flow_tags"))
         owner = batch.get("window_owner")
         if self.pooling == "max":
             pooled = states.masked_fill(~mask.bool().unsqueeze(-1), torch.finfo(states.dtype).min).max(1).values

@@ -31,7 +31,7 @@ from transformers import DataCollatorForLanguageModeling
 
 from ..config import Config
 from ..data.corpus import read_corpus
-from ..data.datasets import LengthGroupedBatchSampler, ProcessedData, TokenDataset, token_rows
+from ..data.datasets import LengthGroupedBatchSampler, ProcessedData, TokenDataset, token_ids, token_rows
 from ..data.identity import dataset_hash
 from ..data.tokenizer import encode_split, load_tokenizer, window_layout
 from ..errors import CorruptFileError, StreamGuardError
@@ -64,8 +64,10 @@ class _Masking:
         self.collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mask_prob, seed=seed)
 
     def __call__(self, items: list) -> dict:
-        # Each window of a windowed function is a sequence of its own.
-        return self.collator([{"input_ids": ids} for ids in token_rows([ids for ids, _label in items])])
+        # Each window of a windowed function is a sequence of its own; flow tags are not masked-token
+        # targets and stay out (the trunk learns from the code alone).
+        rows = token_rows([tokens for tokens, _label in items])
+        return self.collator([{"input_ids": token_ids(row)} for row in rows])
 
 
 def _with_corpus(cfg: Config, data: ProcessedData, tokenizer) -> tuple[TokenDataset, dict | None]:

@@ -39,7 +39,7 @@ class Detector:
             ids, tensors, graphs = self.bundle.encoder.encode_many(chunk, self.workers, self.min_parallel)
             lexical = self.bundle.encoder.lexical_logits(chunk) if self.lexical else None
             # Similar lengths share a batch: far less padding for the transformer.
-            order = sorted(range(len(chunk)), key=lambda i: len(ids[i]))
+            order = sorted(range(len(chunk)), key=lambda i: ids[i].shape[-1])
             for b in range(0, len(order), self.batch_size):
                 rows = order[b:b + self.batch_size]
                 lex = lexical[rows] if lexical is not None else None

@@ -71,3 +71,30 @@ def test_windowed_items_split_a_function_into_consecutive_windows_and_batch_one_
     assert batch["input_ids"].shape == (4, 32)
     assert batch["window_owner"].tolist() == [0, 1, 1, 1]
     assert batch["attention_mask"][0].sum() == packed["lengths"][1]
+
+
+def test_flow_tags_follow_each_tokens_line_through_truncation_windows_and_padding():
+    tok = train_bpe(["int main() { return 0; }", "void f(char *s) { puts(s); }"] * 20, 300, 1)
+    code = "void f(char *s)\n{\n    puts(s);\n    return;\n}\n"
+    line_tags = {1: 9, 3: 10}  # header: source + tainted; line 3: sink + tainted; other lines none
+    packed = encode_split(tok, [code, code], [1, 0], 64, [line_tags, {}])
+    n = int(packed["lengths"][0])
+    ids, tags = packed["input_ids"][:n].tolist(), packed["flow_tags"][:n].tolist()
+    assert packed["flow_tags"].dtype == torch.uint8 and len(packed["flow_tags"]) == len(packed["input_ids"])
+    by_line: dict[int, set] = {}
+    line = 1
+    for i, t in zip(ids[1:-1], tags[1:-1]):  # between <s> and </s>
+        text = tok.decode([i])
+        if text.strip():
+            by_line.setdefault(line, set()).add(t)
+        line += text.count("\n")
+    assert by_line == {1: {9}, 2: {0}, 3: {10}, 4: {0}, 5: {0}}
+    assert tags[0] == tags[-1] == 0 and not packed["flow_tags"][n:].any()  # special tokens; untagged function
+    cut = encode_split(tok, [code], [1], 8, [line_tags])  # truncated: tags cut with the ids, end token untagged
+    assert cut["flow_tags"].tolist() == tags[:7] + [0] and int(cut["input_ids"][7]) == tok.eos_token_id
+    windows, _ = TokenDataset(packed, window=4)[0]
+    assert all(w.shape == (2, 4) for w in windows[:-1])
+    assert torch.equal(torch.cat(windows, dim=1)[1], torch.tensor(tags))
+    batch = TokenCollator(tok.pad_token_id)([TokenDataset(packed)[1], TokenDataset(packed)[0]])
+    assert torch.equal(batch["flow_tags"][1], torch.tensor(tags)) and not batch["flow_tags"][0].any()
+    assert "flow_tags" not in TokenCollator(tok.pad_token_id)([TokenDataset(encode_split(tok, [code], [1], 64))[0]])

@@ -53,8 +53,10 @@ def test_single_function_encoding_matches_the_batch_stage(processed):
     row = json.loads((processed / "splits" / "test.jsonl").open().readline())
     ids, graph, ok = enc.encode(row["code"])
     tokens = load_torch(processed / "tokens" / "test.pt")
-    first = tokens["input_ids"][: int(tokens["lengths"][0])].long()
+    n = int(tokens["lengths"][0])
+    first = torch.stack([tokens["input_ids"][:n].long(), tokens["flow_tags"][:n].long()])  # ids; flow tags
     assert ok and torch.equal(ids, first)
+    assert first[1].any() and not first[1, [0, -1]].any()  # some tokens tagged; <s> and </s> never
     stored = GraphStore(load_torch(processed / "graphs" / "test.pt"))[0]
     for key in ("x_kind", "x_feat", "x_tok", "edge_index", "edge_type"):
         assert torch.equal(graph[key], stored[key]), key

@@ -8,7 +8,8 @@ import torch
 
 from streamguard.errors import DataError
 from streamguard.graphs.builder import build_statement_graph
-from streamguard.graphs.features import FLAG_NAMES, PAD_ID, UNK_ID, GraphVocab, encode_graph, node_features
+from streamguard.graphs.features import (FLAG_NAMES, FLOW_TAG_VALUES, PAD_ID, UNK_ID, GraphVocab, encode_graph,
+                                         line_flow_tags, node_features)
 from streamguard.graphs.graph import EDGE_TYPES, STMT_KINDS
 from streamguard.io import read_json, write_json_atomic
 
@@ -121,3 +122,14 @@ def test_empty_graph_encodes_as_one_placeholder_node():
     assert enc["x_kind"].tolist() == [0] and enc["x_feat"].shape == (1, 8) and enc["x_feat"].eq(0).all()
     assert enc["x_tok"].tolist() == [[3, 3, 3, 3]] and enc["x_flags"].eq(0).all()
     assert enc["edge_index"].shape == (2, 0) and enc["edge_type"].shape == (0,)
+
+
+def test_line_flow_tags_mark_the_lines_of_flagged_statements():
+    code = ("int f(void)\n{\n    char buf[64];\n    char *in = getenv(\"X\");\n    int n = 3;\n"
+            "    strcpy(buf, in);\n    return n;\n}\n")
+    tags = line_flow_tags(build_statement_graph(code))
+    bit = {name: 1 << i for i, name in enumerate(FLAG_NAMES)}
+    assert tags[4] == bit["source"] | bit["tainted"]  # getenv
+    assert tags[6] == bit["sink"] | bit["tainted"]  # strcpy of the input
+    assert tags.get(5, 0) == tags.get(7, 0) == 0  # untainted statements
+    assert max(tags.values()) < FLOW_TAG_VALUES

@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import RobertaConfig, RobertaModel
 
-from streamguard.data.datasets import FusionCollator, ProcessedData, TokenCollator, graph_collate
+from streamguard.data.datasets import FusionCollator, ProcessedData, TokenCollator, graph_collate, split_windows
 from streamguard.kinds import build_model, get_kind
 from streamguard.models.transformer import build_encoder
 from streamguard.train.engine import LoopConfig, RunInfo, Trainer, make_loader
@@ -55,7 +55,7 @@ def test_transformer_stem_numbers_positions_as_the_plain_encoder_does(processed)
     torch.nn.init.zeros_(model.conv.weight)
     torch.nn.init.zeros_(model.conv.bias)
     items = [data.tokens("train")[i] for i in range(4)]
-    items[1] = (items[1][0][:20], items[1][1])  # a short function: the batch has padding
+    items[1] = (items[1][0][..., :20], items[1][1])  # a short function: the batch has padding
     batch = TokenCollator(data.pad_id)(items)
     assert (batch["attention_mask"] == 0).any()
     with torch.no_grad():
@@ -63,6 +63,29 @@ def test_transformer_stem_numbers_positions_as_the_plain_encoder_does(processed)
         plain = model.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
     keep = batch["attention_mask"].bool()
     assert torch.allclose(stem[keep], plain[keep], atol=1e-5)
+
+
+def test_flow_tags_are_embedded_next_to_the_tokens(processed):
+    """Prepare's flow tags reach the model: a tag table of zeros gives the untagged states, and a
+    token whose tag changes changes the function's embedding."""
+    data, cfg = processed
+    spec = get_kind("transformer").spec(cfg, data)
+    assert spec["transformer"]["flow_tags"] == 16  # four flags, every combination
+    model = build_model(spec).eval()
+    batch = _batch("transformer", data, n=4)
+    tags = batch["flow_tags"]
+    assert tags.shape == batch["input_ids"].shape and tags.any() and not tags[batch["attention_mask"] == 0].any()
+    with torch.no_grad():
+        tagged = model.encode(batch)
+        untagged = model.encode({k: v for k, v in batch.items() if k != "flow_tags"})
+        assert not torch.allclose(tagged, untagged)
+        flipped = dict(batch, flow_tags=tags.clone())
+        flipped["flow_tags"][0, 1] = 15 - int(tags[0, 1])
+        assert not torch.allclose(model.encode(flipped)[0], tagged[0]) and torch.equal(model.encode(flipped)[1:], tagged[1:])
+        torch.nn.init.zeros_(model.tag_embeddings.weight)
+        assert torch.allclose(model.encode(batch), untagged, atol=1e-6)
+    spec["transformer"]["flow_tags"] = 0  # data prepared without tags: no table, tags ignored
+    assert build_model(spec).tag_embeddings is None
 
 
 @pytest.mark.parametrize("pooling", ["mean", "max"])
@@ -74,12 +97,12 @@ def test_windowed_batches_pool_a_functions_windows_into_one_embedding(processed,
     spec["transformer"]["pooling"] = pooling
     model = build_model(spec).eval()
     items = [data.tokens("train")[i] for i in range(3)]
-    windows = [tuple(ids.split(8)) for ids, _ in items]
+    windows = [split_windows(tokens, 8) for tokens, _ in items]
     batch = TokenCollator(data.pad_id)([(w, label) for w, (_, label) in zip(windows, items)])
     assert batch["window_owner"].max() == 2 and len(batch["window_owner"]) > 3
     with torch.no_grad():
         pooled = model.encode(batch)
-        states = model.states(batch["input_ids"], batch["attention_mask"])
+        states = model.states(batch["input_ids"], batch["attention_mask"], batch["flow_tags"])
     mask = batch["attention_mask"].bool()
     for f in range(3):
         rows = batch["window_owner"] == f
