@@ -1,4 +1,8 @@
+import ast
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -145,18 +149,28 @@ def test_pretrained_encoder_missing_path_is_a_clear_error(tmp_path):
         build_encoder(50, 0, 32, 8, 1, 1, 8, 0.0, pretrained=str(tmp_path / "nope"))
 
 
-def test_unreachable_hub_names_the_settings_that_point_at_a_local_checkpoint(monkeypatch):
+def test_unreachable_hub_names_the_settings_that_point_at_a_local_checkpoint(tmp_path):
     """The production profile's CodeBERT on a machine without the hub: one line saying what to set."""
-    from streamguard.data.tokenizer import load_tokenizer
-    from streamguard.errors import StreamGuardError
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # as without network, but without waiting for time-outs
-    monkeypatch.setenv("HF_HOME", "/nonexistent-hf-home")  # and no cached copy
-    for load, what in ((lambda: build_encoder(50, 0, 32, 8, 1, 1, 8, 0.0, pretrained="microsoft/codebert-base"), "model"),
-                       (lambda: load_tokenizer("microsoft/codebert-base"), "tokenizer")):
-        with pytest.raises(StreamGuardError) as err:
-            load()
-        message = str(err.value)
+    # A fresh interpreter: the hub reads HF_HUB_OFFLINE when it is imported, and an already imported one
+    # would retry the network for a minute before failing. Offline with an empty HF_HOME is "no hub, no
+    # cached copy" without the wait.
+    probe = (
+        "from streamguard.data.tokenizer import load_tokenizer\n"
+        "from streamguard.errors import StreamGuardError\n"
+        "from streamguard.models.transformer import build_encoder\n"
+        "for load in (lambda: build_encoder(50, 0, 32, 8, 1, 1, 8, 0.0, pretrained='microsoft/codebert-base'),\n"
+        "             lambda: load_tokenizer('microsoft/codebert-base')):\n"
+        "    try:\n"
+        "        load()\n"
+        "    except StreamGuardError as err:\n"
+        "        print(repr(str(err)))\n"
+    )
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf-home")}
+    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    messages = [ast.literal_eval(line) for line in proc.stdout.splitlines()]
+    assert len(messages) == 2, proc.stdout
+    for message, what in zip(messages, ("model", "tokenizer")):
         assert message.startswith(f"microsoft/codebert-base: cannot load the pretrained {what}") and "\n" not in message
         assert "'tokenizer.pretrained' and 'transformer.pretrained'" in message
 
