@@ -31,7 +31,7 @@ from safetensors.torch import load_file, save_file
 
 from . import __version__
 from .data.lexical import DIR as LEXICAL_DIR, VOCAB_FILE, WEIGHTS_FILE as LEXICAL_WEIGHTS
-from .data.pipeline import FunctionEncoder
+from .data.encoder import FunctionEncoder
 from .errors import StreamGuardError
 from .io import read_json, write_json_atomic
 from .kinds import build_model, get_kind, kind_names

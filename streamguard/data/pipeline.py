@@ -1,8 +1,7 @@
 """The prepare pipeline: read -> normalize -> dedup -> split -> tokenize -> graphs -> data/processed/.
 
-`prepare()` is the batch stage. `FunctionEncoder` applies the very same normalization, tokenizer and
-graph vocabulary to one function at a time (used by `streamguard scan`), so training and inference
-share one code path.
+`prepare()` is the batch stage; `encoder.FunctionEncoder` applies the very same normalization,
+tokenizer and graph vocabulary to functions at scan time, so training and inference share one code path.
 
 Output layout (all written into a temporary sibling directory that replaces `out_dir` only once
 everything succeeded, so a failure or an interrupt never leaves a half-written `data/processed/`;
@@ -26,22 +25,18 @@ import shutil
 import time
 from dataclasses import asdict
 
-import torch
-
 from ..config import Config
 from ..errors import DataError, StreamGuardError, WriteError, one_line
-from ..graphs.builder import build_statement_graph
-from ..graphs.features import GraphVocab, encode_graph, encode_graphs, line_flow_tags
-from ..graphs.languages import LANGUAGES
+from ..graphs.features import GraphVocab, encode_graphs, line_flow_tags
 from ..graphs.parallel import build_graphs
 from ..graphs.store import graph_statistics, pack_graphs
-from ..io import read_json, save_torch_atomic, write_json_atomic, write_text_atomic
+from ..io import save_torch_atomic, write_json_atomic, write_text_atomic
 from . import clean, synthetic
 from .checks import check_splits
-from .lexical import DIR as LEXICAL_DIR, LexicalModel, write_lexical
+from .lexical import DIR as LEXICAL_DIR, write_lexical
 from .sources import ReadStats, read_records
 from .swap import clean_stale, make_temp, replace_dir
-from .tokenizer import encode_split, function_tokens, load_tokenizer, token_offsets, train_bpe, window_layout
+from .tokenizer import encode_split, load_tokenizer, train_bpe
 
 log = logging.getLogger("streamguard.data")
 SPLITS = clean.SPLITS
@@ -212,53 +207,3 @@ def _prepare_into(cfg: Config, out: pathlib.Path) -> dict:
         "max_stmt_tokens": g.max_stmt_tokens, "pad_id": tokenizer.pad_token_id, "seed": cfg.seed, "language": g.language})
     stats["timings_s"] = timings
     return stats
-
-
-class FunctionEncoder:
-    """Encode single functions exactly as prepare did (same normalization, tokenizer, vocabularies)."""
-
-    def __init__(self, processed_dir: str | pathlib.Path):
-        d = pathlib.Path(processed_dir)
-        if not (d / "prepare_meta.json").exists():
-            raise DataError("not found; run the prepare stage first (dvc repro prepare)", d / "prepare_meta.json")
-        self.meta = read_json(d / "prepare_meta.json")
-        self.max_tokens, self.window = window_layout(self.meta)
-        self.tokenizer = load_tokenizer(d / "tokenizer")
-        self.vocab = GraphVocab.from_dict(read_json(d / "graph_vocab.json"))
-        self.language = self.meta.get("language", "c")  # data prepared before the setting existed is C
-        if self.language not in LANGUAGES:
-            raise DataError(f"unknown language {self.language!r} (known: {', '.join(sorted(LANGUAGES))}); "
-                            "re-run the prepare stage", d / "prepare_meta.json", field="language")
-        self._lexical_dir = d / LEXICAL_DIR
-        self._lexical: LexicalModel | None = None
-
-    @property
-    def has_lexical(self) -> bool:
-        return (self._lexical_dir / "vocabulary.json").exists()
-
-    def lexical_logits(self, codes: list[str]) -> torch.Tensor:
-        """The lexical view's logit per function (float32 `[n]`), from the model prepare fit on train."""
-        if self._lexical is None:  # loaded on first use: scikit-learn is imported only for models that read it
-            self._lexical = LexicalModel.load(self._lexical_dir)
-        return torch.from_numpy(self._lexical.logits([clean.normalize_code(c) for c in codes])).float()
-
-    def encode(self, code: str) -> tuple[torch.Tensor, dict, bool]:
-        """-> (tokens ([L] ids, or [2, L] with flow tags), encoded graph tensors, parse_ok)."""
-        ids, tensors, graphs = self.encode_many([code], workers=1)
-        return ids[0], tensors[0], graphs[0].parse_ok
-
-    def encode_many(self, codes: list[str], workers: int | None = None,
-                    min_parallel: int = 2000) -> tuple[list[torch.Tensor], list[dict], list]:
-        """Many functions at once (graphs in a process pool when the batch is large) -> (tokens per
-        function as `function_tokens` gives them, encoded graph tensors per function, the StatementGraphs)."""
-        codes = [clean.normalize_code(c) for c in codes]
-        graphs = build_graphs(codes, self.meta["max_nodes"], workers=workers, min_parallel=min_parallel,
-                              language=self.language, progress=False)
-        line_tags = [line_flow_tags(graph) for graph in graphs] if self.meta.get("flow_tags") else None
-        enc = encode_split(self.tokenizer, codes, [0] * len(codes), self.max_tokens, line_tags)
-        starts = token_offsets(enc["lengths"]).tolist()
-        ids = [function_tokens(enc, start, n) for start, n in zip(starts, enc["lengths"].tolist())]
-        backend = self.tokenizer.backend_tokenizer
-        tensors = encode_graphs(graphs, self.vocab, lambda t: backend.encode(t, add_special_tokens=False).ids,
-                                self.meta["max_stmt_tokens"], pad_id=self.meta["pad_id"])
-        return ids, tensors, graphs

@@ -85,7 +85,7 @@ def _by_language(bundles: Sequence[Bundle]) -> dict[str, Bundle]:
 def _explain(flagged: list[tuple[Finding, Unit]], detector: Detector) -> None:
     """Taint paths and occlusion ranking for every flagged function; all occluded variants are
     scored in one batch (graphs in the process pool, length-sorted batches)."""
-    jobs, variants = [], []
+    jobs, variants, origins = [], [], []
     for f, u in flagged:
         graph = explanation_graph(u.function.code, u.language)
         f.taint_paths = taint_paths(graph, u.language, u.function.start_line)
@@ -93,7 +93,8 @@ def _explain(flagged: list[tuple[Finding, Unit]], detector: Detector) -> None:
         lines, codes = occlusions(u.function.code, graph)
         jobs.append((f, u, lines, len(variants)))
         variants.extend(codes)
-    probs, _ = detector.score(variants) if variants else ([], [])
+        origins.extend([u.function.code] * len(codes))
+    probs, _ = detector.score(variants, origins) if variants else ([], [])
     for f, u, lines, at in jobs:
         f.top_lines = ranked(u.function.code, lines, probs[at:at + len(lines)], f.probability, u.function.start_line)
 

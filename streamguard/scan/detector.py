@@ -30,13 +30,14 @@ class Detector:
         logits = self.bundle.model(self.kind.batch(tokens, graph, lexical))
         return torch.sigmoid(logits.float()).tolist()
 
-    def score(self, codes: Sequence[str]) -> tuple[list[float], list[bool]]:
-        """-> (probabilities, parse_ok) in the order of `codes`."""
+    def score(self, codes: Sequence[str], tags_from: Sequence[str | None] | None = None) -> tuple[list[float], list[bool]]:
+        """-> (probabilities, parse_ok) in the order of `codes`; `tags_from`: see `FunctionEncoder.encode_many`."""
         probs: list[float] = [0.0] * len(codes)
         parse_ok: list[bool] = [True] * len(codes)
         for start in range(0, len(codes), ENCODE_CHUNK):
             chunk = list(codes[start:start + ENCODE_CHUNK])
-            ids, tensors, graphs = self.bundle.encoder.encode_many(chunk, self.workers, self.min_parallel)
+            origins = list(tags_from[start:start + ENCODE_CHUNK]) if tags_from is not None else None
+            ids, tensors, graphs = self.bundle.encoder.encode_many(chunk, self.workers, self.min_parallel, origins)
             lexical = self.bundle.encoder.lexical_logits(chunk) if self.lexical else None
             # Similar lengths share a batch: far less padding for the transformer.
             order = sorted(range(len(chunk)), key=lambda i: ids[i].shape[-1])

@@ -2,7 +2,10 @@
 how much the model's score drops when each is blanked out (occlusion, as LineVul ranks lines).
 
 Occlusion works the same for every model kind: the blanked function goes through the bundle's own
-encoder, so the GNN loses that statement's node and the transformer that line's tokens.
+encoder, so the GNN loses that statement's node (and the flow through it), and the transformer that
+line's tokens. With flow tags the other lines' tokens keep the tags of the function as written
+(`tags_from`): re-deriving them would strip every later statement's `tainted` tag when the source line
+is blanked, and the tagged models would rank the source first whatever they learned of the sink.
 """
 from __future__ import annotations
 
@@ -116,5 +119,5 @@ def rank_lines(detector: Detector, code: str, graph: StatementGraph, probability
                first_line: int, top: int = TOP_LINES) -> list[LineScore]:
     """One function's statement lines ordered by the score drop when each is blanked."""
     lines, variants = occlusions(code, graph)
-    probs, _ = detector.score(variants) if variants else ([], [])
+    probs, _ = detector.score(variants, [code] * len(variants)) if variants else ([], [])
     return ranked(code, lines, probs, probability, first_line, top)

@@ -8,7 +8,7 @@ import torch
 from streamguard.baselines.tfidf import fit_predict
 from streamguard.data import lexical
 from streamguard.data.datasets import FusionCollator, ProcessedData
-from streamguard.data.pipeline import FunctionEncoder
+from streamguard.data.encoder import FunctionEncoder
 from streamguard.errors import DataError
 from streamguard.kinds import build_model, get_kind
 

@@ -7,8 +7,10 @@ import torch
 
 from streamguard.data import clean
 from streamguard.data.identity import dataset_hash
-from streamguard.data.pipeline import FunctionEncoder, prepare
+from streamguard.data.encoder import FunctionEncoder, moved_line_tags
+from streamguard.data.pipeline import prepare
 from streamguard.errors import DataError
+from streamguard.graphs.features import FLAG_NAMES
 from streamguard.graphs.store import GraphStore
 from streamguard.io import load_torch, read_json
 
@@ -60,6 +62,32 @@ def test_single_function_encoding_matches_the_batch_stage(processed):
     stored = GraphStore(load_torch(processed / "graphs" / "test.pt"))[0]
     for key in ("x_kind", "x_feat", "x_tok", "edge_index", "edge_type"):
         assert torch.equal(graph[key], stored[key]), key
+
+
+def test_moved_line_tags_follow_the_lines_that_move_up():
+    tags = {1: 1, 2: 2, 3: 4}
+    assert moved_line_tags("a\nb\nc", "a\nc", tags) == {1: 1, 2: 4}  # line 2 gone: line 3 is now 2
+    assert moved_line_tags("a\nb", "a", {1: 1, 2: 2}) == {1: 1}
+    assert moved_line_tags("a\nb", "a\nb", tags) == tags
+    assert moved_line_tags("a\nb\nc", "a", tags) is None  # two lines gone
+    assert moved_line_tags("a\nb\nc", "a\nx", tags) is None  # not the same function
+
+
+def test_an_occluded_function_keeps_the_flow_tags_of_the_function_as_written(processed):
+    """Blanking the source line: without `tags_from` the sink loses its tainted tag (its own graph has
+    no flow); with it the sink line keeps sink | tainted and only the blanked line's tokens are gone."""
+    enc = FunctionEncoder(processed)
+    code = ("int f(void)\n{\n    char buf[64];\n    char *in = getenv(\"X\");\n    int n = 3;\n"
+            "    strcpy(buf, in);\n    return n;\n}\n")
+    blanked = code.replace('    char *in = getenv("X");', "")
+    (own, kept), _, _ = enc.encode_many([blanked, blanked], workers=1, tags_from=[None, code])
+    bit = {name: 1 << i for i, name in enumerate(FLAG_NAMES)}
+    assert torch.equal(own[0], kept[0])  # the same tokens
+    assert bit["sink"] | bit["tainted"] in kept[1].tolist()
+    assert not any(t & bit["tainted"] for t in own[1].tolist())
+    assert not any(t & bit["source"] for t in kept[1].tolist())  # the blanked source line has no tokens
+    (full,), _, _ = enc.encode_many([code], workers=1)
+    assert set(kept[1].tolist()) == set(full[1].tolist()) - {bit["source"] | bit["tainted"]}
 
 
 def test_failed_prepare_leaves_previous_output_untouched(processed, tmp_path):
