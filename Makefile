@@ -7,14 +7,16 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Pinned torch release; on a CUDA machine pick the build you need, e.g. make TORCH_SPEC="torch" repro
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
+# Exact dependency versions, so that make repro reproduces dvc.lock; CONSTRAINTS= installs the newest.
+CONSTRAINTS ?= constraints.txt
 
 .PHONY: install repro test clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
