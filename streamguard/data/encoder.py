@@ -80,8 +80,7 @@ class FunctionEncoder:
         so blanking a line removes that line's tokens and tag but leaves the flow of the other lines.
         """
         codes = [clean.normalize_code(c) for c in codes]
-        graphs = build_graphs(codes, self.meta["max_nodes"], workers=workers, min_parallel=min_parallel,
-                              language=self.language, progress=False)
+        graphs = self._graphs(codes, workers, min_parallel)
         line_tags = None
         if self.meta.get("flow_tags"):
             line_tags = [line_flow_tags(graph) for graph in graphs]
@@ -94,14 +93,18 @@ class FunctionEncoder:
                                 self.meta["max_stmt_tokens"], pad_id=self.meta["pad_id"])
         return ids, tensors, graphs
 
+    def _graphs(self, codes: list[str], workers: int | None, min_parallel: int) -> list:
+        """Statement graphs of normalized functions, with prepare's node cap and language."""
+        return build_graphs(codes, self.meta["max_nodes"], workers=workers, min_parallel=min_parallel,
+                            language=self.language, progress=False)
+
     def _borrowed_tags(self, codes: list[str], own: list[dict[int, int]], tags_from: Sequence[str | None],
                        workers: int | None, min_parallel: int) -> list[dict[int, int]]:
         if len(tags_from) != len(codes):
             raise ValueError(f"tags_from has {len(tags_from)} entries for {len(codes)} functions")
         normalized = {c: clean.normalize_code(c) for c in set(tags_from) if c is not None}
         originals = sorted(set(normalized.values()))
-        graphs = build_graphs(originals, self.meta["max_nodes"], workers=workers, min_parallel=min_parallel,
-                              language=self.language, progress=False)
+        graphs = self._graphs(originals, workers, min_parallel)
         tags_of = {code: line_flow_tags(graph) for code, graph in zip(originals, graphs)}
         out = []
         for code, tags, origin in zip(codes, own, tags_from):
