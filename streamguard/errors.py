@@ -41,7 +41,8 @@ def pretrained_unavailable(name: object, what: str, exc: BaseException) -> Strea
     return StreamGuardError(
         f"{name}: cannot load the pretrained {what} ({reason}); if it is a hub id and the hub cannot be reached, "
         f"save the checkpoint to a local directory and set both 'tokenizer.pretrained' and 'transformer.pretrained' "
-        f"to it (e.g. dvc exp run -S tokenizer.pretrained=DIR -S transformer.pretrained=DIR)")
+        f"to it (e.g. dvc exp run -S tokenizer.pretrained=DIR -S transformer.pretrained=DIR); "
+        f"HF_HUB_OFFLINE=1 makes an unreachable hub fail at once instead of after a minute of retries")
 
 
 class SerializationError(StreamGuardError):

@@ -13,7 +13,7 @@ from ..io import read_json, write_json_atomic
 from ..kinds import get_kind
 from ..train.distributed import on_main
 from ..train.lr_cache import LRCache
-from ..train.lr_finder import SUGGESTION_RULE, find_lr, save_lr_outputs
+from ..train.lr_finder import find_lr, save_lr_outputs
 from ..train.seeding import seed_everything
 from .pretrain import pretrained_trunk
 from .loaders import class_weighting, dataset_labels, make_loaders
@@ -53,7 +53,7 @@ def _lr_find(kind_name: str, cfg: Config, data, ds_hash: str, out_dir: pathlib.P
     # warmup) is not, so changing those keeps the cached result.
     shaping = {k: v for k, v in dataclasses.asdict(sec).items() if k not in kind.not_lr_shaping}
     settings = {"steps": lf.steps, "start_lr": lf.start_lr, "end_lr": lf.end_lr, "batch_size": hw.batch_size,
-                "grad_accum": hw.grad_accum, "amp": hw.amp, "section": shaping, "rule": SUGGESTION_RULE}
+                "grad_accum": hw.grad_accum, "amp": hw.amp, "section": shaping}
     if trunk is not None:
         settings["init"] = trunk.sha256
     cache = LRCache(lf.cache_dir, ttl_hours=lf.ttl_hours)

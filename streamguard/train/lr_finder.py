@@ -21,8 +21,9 @@ exceeds ``diverge_factor`` x its best or the loss is NaN/inf. The suggestion is 
 losses (``skip_start`` points dropped at the start, ``skip_end`` at the end) smoothed with a centred
 moving average (``centered_smooth``: no lag, no raw first points): the LR of the steepest descent
 against log10(lr) within the valley, the stretch before the curve's minimum where the loss has fallen
-by a tenth of its total drop (so noise before the loss starts to move cannot be picked), clamped into
-the model's ``lr_range`` (transformer 1e-5..5e-5, GNN 1e-4..1e-3 in production). Confidence:
+by a tenth of its total drop (so noise before the loss starts to move cannot be picked). The
+recommendation always lies in the model's ``lr_range`` (transformer 1e-5..5e-5, GNN 1e-4..1e-3 in
+production), by one of these rules, each with its confidence:
 
 - ``high``: the steepest point lies inside the range and the smoothed loss fell by at least
   ``min_drop`` (5 %) of its starting value over the trimmed curve;
@@ -64,8 +65,6 @@ CURVE_PNG = "lr_curve.png"
 RECOMMENDED_JSON = "recommended_lr.json"
 MIN_POINTS = 5
 MAX_CLAMP_DECADES = 1.0  # a steepest point farther outside the range than this is not clamped to it
-# Part of the LR-cache key: results cached under an earlier suggestion rule are not reused.
-SUGGESTION_RULE = "valley-steepest-centred-v2"
 
 
 @dataclasses.dataclass
@@ -73,7 +72,7 @@ class LRFinderResult:
     lrs: list[float]
     losses: list[float]  # raw loss per optimizer step
     smoothed: list[float]  # debiased EMA of the loss
-    lr: float  # the recommendation (clamped into lr_range)
+    lr: float  # the recommendation, inside lr_range
     raw_lr: float | None  # steepest-slope LR before clamping; None when the curve was unusable
     confidence: str  # "high" | "low" | "fallback"
     reason: str

@@ -173,6 +173,7 @@ def test_unreachable_hub_names_the_settings_that_point_at_a_local_checkpoint(tmp
     for message, what in zip(messages, ("model", "tokenizer")):
         assert message.startswith(f"microsoft/codebert-base: cannot load the pretrained {what}") and "\n" not in message
         assert "'tokenizer.pretrained' and 'transformer.pretrained'" in message
+        assert "HF_HUB_OFFLINE=1" in message  # how to skip the minute of retries next time
 
 
 def test_fusion_gradient_reaches_all_three_components(processed):
