@@ -34,6 +34,7 @@ WORK = REPO / "bench" / "work" / "devign"
 sys.path.insert(0, str(REPO))
 
 from streamguard.data.lexical import LexicalModel  # noqa: E402
+from streamguard.data.splits import read_split  # noqa: E402
 from streamguard.report.stats import paired_bootstrap_auc_diff  # noqa: E402
 from streamguard.runs.setup import run_dir  # noqa: E402
 from streamguard.train.engine import TEST_PREDICTIONS_FILE  # noqa: E402
@@ -45,7 +46,7 @@ CHUNK = 512  # rows of the similarity matrix held at once (512 x 21.7k floats, a
 
 
 def load(processed: pathlib.Path, split: str) -> tuple[list[str], np.ndarray]:
-    rows = [json.loads(line) for line in (processed / "splits" / f"{split}.jsonl").open(encoding="utf-8")]
+    rows = [r for _, r in read_split(processed / "splits" / f"{split}.jsonl", fields=("code", "label"))]
     return [r["code"] for r in rows], np.array([r["label"] for r in rows], dtype=np.int64)
 
 
@@ -68,6 +69,13 @@ def knn_score(sims: np.ndarray, neighbour_labels: np.ndarray, k: int) -> np.ndar
     return (w * (2 * neighbour_labels[:, :k] - 1)).sum(axis=1) / np.maximum(w.sum(axis=1), 1e-12)
 
 
+def subset_auc(labels: np.ndarray, scores: np.ndarray, mask: np.ndarray) -> float | None:
+    """ROC-AUC on the masked functions; None when they do not hold both classes."""
+    if len(set(labels[mask].tolist())) < 2:
+        return None
+    return float(roc_auc_score(labels[mask], scores[mask]))
+
+
 def by_subset(labels: np.ndarray, scores: np.ndarray, baseline: np.ndarray, subsets: dict) -> dict:
     """Seed-averaged ROC-AUC of `scores` ([n_seeds, n]) on each subset, and its difference from the baseline."""
     out = {}
@@ -76,7 +84,7 @@ def by_subset(labels: np.ndarray, scores: np.ndarray, baseline: np.ndarray, subs
         if d["diff"] is None:
             out[part] = None
             continue
-        auc = float(np.mean([roc_auc_score(labels[mask], row[mask]) for row in scores]))
+        auc = float(np.mean([subset_auc(labels, row, mask) for row in scores]))
         out[part] = {"roc_auc": round(auc, 4), "diff_vs_tfidf_lr": round(d["diff"], 4),
                      "ci95": [round(d["ci_low"], 4), round(d["ci_high"], 4)], "n": int(mask.sum())}
     return out
@@ -114,9 +122,8 @@ def main() -> int:
                                    "same_label_as_neighbour": None if agree is None else round(agree, 4)}
         twin = sims[:, 0] >= TWIN
         for part, mask in ((f"with_twin_cos>={TWIN}", twin), ("without_twin", ~twin)):
-            both_classes = mask.any() and len(set(labels[mask].tolist())) == 2
-            split[f"tfidf_lr_roc_auc_{part}"] = (round(float(roc_auc_score(labels[mask], logits[mask])), 4)
-                                                 if both_classes else None)
+            auc = subset_auc(labels, logits, mask)
+            split[f"tfidf_lr_roc_auc_{part}"] = None if auc is None else round(auc, 4)
         out[name] = split
         if name == "test" and args.runs:
             subsets = {"all": np.ones_like(twin), f"with_twin_cos>={TWIN}": twin, "without_twin": ~twin}
